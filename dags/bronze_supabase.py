@@ -1,0 +1,79 @@
+"""Bronze layer: replicate the Supabase product database into the warehouse, hourly."""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
+
+from medallion import bronze, config, dagkit
+
+SOURCE = "supabase"
+TABLES = [t.name for t in config.sources()[SOURCE]]
+
+DOCS = f"""
+# bronze_supabase — Supabase → warehouse `bronze_supabase`
+
+**What**: every hour, copies the rows of each declared table whose cursor (`updated_at`) falls in
+the run's data interval (minus a lookback for late commits) from the Supabase database into
+`bronze_supabase.<table>` in the warehouse, with binary COPY. One mapped task per table.
+Tables and their keys, cursors, modes and freshness SLAs are declared once in
+`include/dbt/models/staging/_supabase__sources.yml`. Tables: {", ".join(TABLES)}.
+
+**Guarantees**: a batch commits together with its ledger row (`ops.replication_batches`) or not
+at all; re-running an interval writes nothing twice (bronze keeps one row per key and cursor);
+a table's first load takes all its history. Hard deletes are found by `bronze_supabase_deletes`.
+
+**Connections**: `supabase_source` (session pooler on 5432 or direct, a role that bypasses RLS),
+`warehouse`.
+
+**When it fails** (you got an email):
+1. Open the failed task's log: the last line names the table and the reason.
+2. *cannot connect to connection ...*: the database is down or the credentials changed; fix the
+   connection, then clear the failed task (it retries 3× with backoff on its own first).
+3. *schema drift in bronze_supabase.T.C*: a source column changed type incompatibly; alter the
+   bronze column by hand (the message says from/to), then clear the task.
+4. *unknown table / not found in source*: the YAML declaration and the source disagree.
+5. Re-running is always safe: `airflow tasks clear bronze_supabase -s START -e END -y` or a backfill:
+   `airflow backfill create --dag-id bronze_supabase --from-date START --to-date END`.
+
+**Manual run**: Trigger with params: `tables` (empty = all) and `full_refresh` (rebuild the bronze
+table from a fresh snapshot). Without a logical date a run continues from the last loaded window.
+"""
+
+with DAG(
+    dag_id="bronze_supabase",
+    description="Replicate Supabase tables into bronze_supabase (binary COPY, incremental, idempotent)",
+    schedule=CronDataIntervalTimetable("0 * * * *", timezone=dagkit.TIMEZONE),
+    start_date=dagkit.START_DATE,
+    catchup=True,
+    max_active_runs=1,
+    default_args=dagkit.default_args(),
+    tags=["bronze", SOURCE, "replication"],
+    doc_md=DOCS,
+    params={
+        "tables": Param(
+            [], type="array", items={"type": "string", "enum": TABLES}, uniqueItems=True,
+            title="Tables", description="Tables to load; leave empty for all.",
+        ),
+        "full_refresh": Param(
+            False, type="boolean", title="Full refresh",
+            description="Rebuild the chosen bronze tables from a fresh snapshot of the source (drops history).",
+        ),
+    },  # fmt: skip
+) as dag:
+
+    @task
+    def plan_tables(params: dict) -> list[str]:
+        """Validate the requested tables (an unknown name fails the run at once)."""
+        return bronze.select_tables(params.get("tables"), SOURCE)
+
+    @task(map_index_template="{{ table }}")
+    def load(table: str, params: dict) -> dict:
+        """Copy one table's changed rows into bronze (one transaction with its ledger row)."""
+        return bronze.load_table(table, full_refresh=bool(params.get("full_refresh")), context=get_current_context())
+
+    @task(outlets=[dagkit.BRONZE_SUPABASE])
+    def landed(results: list[dict]) -> str:
+        """All tables loaded: publish the bronze asset (silver runs on it) and log a summary."""
+        return bronze.report(list(results))
+
+    landed(load.expand(table=plan_tables()))
