@@ -153,6 +153,7 @@ def seed(conn: psycopg.Connection, as_of: datetime, scale: float = 1.0, seed: in
     rng = random.Random(seed)
     w = _Writer(conn)
     begin = as_of - timedelta(days=days)
+    last = as_of - timedelta(seconds=1)  # every timestamp is before as_of: the next interval starts there
 
     plans = [(_uuid(rng), *p, begin - timedelta(days=400)) for p in PLANS]
     w.copy("plans", "id, code, name, monthly_price_cents, included_browser_minutes, max_concurrent_sessions, "
@@ -169,12 +170,12 @@ def seed(conn: psycopg.Connection, as_of: datetime, scale: float = 1.0, seed: in
         updated = created + timedelta(days=rng.uniform(0, max(0.1, (as_of - created).days)))
         deleted = updated if status == "churned" and rng.random() < 0.3 else None
         orgs_row = (org["id"], name, f"org-{i}", rng.choice(INDUSTRIES), rng.choice(COUNTRIES), status,
-                    json.dumps({"sso": rng.random() < 0.2}), created, min(updated, as_of), deleted)  # fmt: skip
+                    json.dumps({"sso": rng.random() < 0.2}), created, min(updated, last), deleted)  # fmt: skip
         org["row"] = orgs_row
         for j in range(max(1, _poisson(rng, BASE_USERS_PER_ORG))):
             uid = _uuid(rng)
-            ucreated = created + timedelta(hours=rng.uniform(0, 24 * 10))
-            last_sign_in = min(as_of, ucreated + timedelta(days=rng.uniform(0, 60)))
+            ucreated = min(last, created + timedelta(hours=rng.uniform(0, 24 * 10)))
+            last_sign_in = min(last, ucreated + timedelta(days=rng.uniform(0, 60)))
             users.append((uid, f"user{len(users)}@{name.split()[0].lower()}{i}.example", f"User {len(users)}",
                           None, last_sign_in, ucreated, last_sign_in, None))  # fmt: skip
             role = "owner" if j == 0 else rng.choices(["admin", "member", "viewer"], [2, 6, 2])[0]
@@ -184,7 +185,7 @@ def seed(conn: psycopg.Connection, as_of: datetime, scale: float = 1.0, seed: in
             org["projects"].append((pid, region))
             projects.append((pid, org["id"], f"project-{i}-{k}", region, created, created, None))
             for n in range(rng.randint(1, 3)):
-                kc = created + timedelta(days=rng.uniform(0, 5))
+                kc = min(last - timedelta(days=3), created + timedelta(days=rng.uniform(0, 5)))
                 revoked = rng.random() < 0.15
                 keys.append((_uuid(rng), org["id"], pid, f"key-{n}", f"bb_live_{rng.getrandbits(32):08x}",
                              "revoked" if revoked else "active", None, kc + timedelta(days=3) if revoked else None,
@@ -195,20 +196,20 @@ def seed(conn: psycopg.Connection, as_of: datetime, scale: float = 1.0, seed: in
         sub_status = "trialing" if trial_end > as_of else ("canceled" if status == "churned" else
                      rng.choices(["active", "past_due"], [95, 5])[0])  # fmt: skip
         period_start = created
-        while period_start + timedelta(days=30) <= as_of:
+        while period_start + timedelta(days=30) < as_of:
             period_start += timedelta(days=30)
-        canceled = min(as_of, created + timedelta(days=rng.uniform(20, 120))) if sub_status == "canceled" else None
+        canceled = min(last, created + timedelta(days=rng.uniform(20, 120))) if sub_status == "canceled" else None
         sid = _uuid(rng)
         subs.append((sid, org["id"], plan[0], sub_status, "month", created, period_start,
                      period_start + timedelta(days=30), canceled, created, canceled or period_start))  # fmt: skip
         period = created
-        while plan[3] > 0 and period + timedelta(days=30) <= min(as_of, canceled or as_of):
+        while plan[3] > 0 and period + timedelta(days=30) < min(as_of, canceled or as_of):
             end = period + timedelta(days=30)
             paid = rng.random() < 0.93
+            paid_at = min(last, end + timedelta(days=2)) if paid else None
             invoices.append((_uuid(rng), org["id"], sid, f"INV-{i:04d}-{len(invoices):05d}",
                              "paid" if paid else "open", "USD", plan[3], plan[3] if paid else 0,
-                             period.date(), end.date(), end, end + timedelta(days=2) if paid else None,
-                             end, end + timedelta(days=2) if paid else end))  # fmt: skip
+                             period.date(), end.date(), end, paid_at, end, paid_at or end))  # fmt: skip
             period = end
 
     w.copy("organizations", "id, name, slug, industry, country, status, settings, created_at, updated_at, deleted_at",
@@ -257,7 +258,7 @@ def _write_activity(w: _Writer, rng, seed, orgs, start, end, base_rate, as_of) -
     rows = []
     for (org_id, day), (minutes, n, gb) in sorted(usage.items()):
         closed = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC) + timedelta(hours=1)
-        if closed <= as_of:
+        if closed < as_of:
             for metric, q in (("browser_minutes", minutes), ("sessions", n), ("proxy_gb", gb)):
                 rows.append((_uuid(rng), org_id, day, metric, round(q, 3), closed, closed))
     w.copy("usage_records", "id, organization_id, usage_date, metric, quantity, created_at, updated_at", rows)
