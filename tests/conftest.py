@@ -11,6 +11,7 @@ import itertools
 import os
 import shutil
 import socket
+import sys
 import tempfile
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -47,6 +48,8 @@ def stack():
     with psycopg.connect(STACK.source.uri("source_template")) as conn:
         demo_source.seed(conn, AS_OF, scale=0.3)
     yield STACK
+    if "airflow.settings" in sys.modules:  # close Airflow's pooled connections before the server stops
+        sys.modules["airflow.settings"].dispose_orm()
     STACK.down()
     shutil.rmtree(BASE, ignore_errors=True)
 

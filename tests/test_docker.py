@@ -391,8 +391,10 @@ def test_connection_uris_point_at_compose_services_with_their_credentials(compos
     meta = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     pg = env_of(services["postgres"])
     assert meta.scheme == "postgresql+psycopg2" and meta.hostname == "postgres"
-    assert (meta.username, meta.password, meta.path) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"], f"/{pg['POSTGRES_DB']}")
-    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == "db+" + env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    assert (meta.username, meta.password) == (pg["POSTGRES_USER"], pg["POSTGRES_PASSWORD"])
+    assert meta.path == f"/{pg['POSTGRES_DB']}"
+    metadata_db = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("+psycopg2", "")
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"] == f"db+{metadata_db}"
     assert urlsplit(env["AIRFLOW__CELERY__BROKER_URL"]).hostname == "redis" and "redis" in services
     execution = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
     assert execution.hostname == "airflow-apiserver" and execution.port == 8080 and execution.path == "/execution/"
@@ -454,6 +456,7 @@ def test_depends_on_targets_exist_and_can_satisfy_their_condition(compose):
                 assert services[target].get("restart", "no") == "no", f"{target} is a one-shot: it must not restart"
             else:
                 assert condition == "service_started", condition
+
     # no cycles
     def visit(node, path):
         assert node not in path, f"depends_on cycle: {' -> '.join([*path, node])}"
@@ -514,8 +517,12 @@ def test_init_writes_a_passwords_file_the_auth_manager_reads(compose, tmp_path):
     script = command_of(compose["services"]["airflow-init"])
     line = next(ln for ln in script.splitlines() if "SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" in ln and "json.dump" in ln)
     target = tmp_path / "passwords.json"
-    env = {**os.environ, **env_of(compose["services"]["airflow-init"]),
-           "AIRFLOW_ADMIN_PASSWORD": "p'a\"ss", "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(target)}  # fmt: skip
+    env = {
+        **os.environ,
+        **env_of(compose["services"]["airflow-init"]),
+        "AIRFLOW_ADMIN_PASSWORD": "p'a\"ss",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(target),
+    }
     subprocess.run(["bash", "-c", f"set -euo pipefail; {line}"], check=True, env=env, timeout=30)
     with target.open() as fh:
         assert SimpleAuthManager._get_passwords(fh) == {"admin": "p'a\"ss"}
@@ -529,7 +536,7 @@ def test_ui_and_mail_ports_are_published(compose):
 
 def test_bind_mounts_exist_in_the_repo(compose):
     for name, service in compose["services"].items():
-        for path, source in volume_mounts(service).items():
+        for source in volume_mounts(service).values():
             if source.startswith((".", "/")):
                 assert (ROOT / source).exists(), f"{name}: bind mount source {source} does not exist"
 

@@ -92,7 +92,8 @@ def _duration(value, where: str) -> timedelta | None:
     try:
         return timedelta(seconds=int(value["count"]) * PERIODS[value["period"]])
     except (KeyError, TypeError, ValueError):
-        raise ConfigError(f"{where}: freshness needs {{count: N, period: minute|hour|day}}, got {value!r}") from None
+        shown = {k: v for k, v in value.items() if k != "__line__"} if isinstance(value, dict) else value
+        raise ConfigError(f"{where}: freshness needs {{count: N, period: minute|hour|day}}, got {shown!r}") from None
 
 
 def _freshness(config: dict, default: Freshness, where: str) -> Freshness:

@@ -1,0 +1,77 @@
+"""DAG folder policies: imports cleanly, no connection or Variable lookups at parse time, docs, owner, retries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGS = ROOT / "dags"
+
+
+def parse(folder: Path, lookups: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env.update({
+        "AIRFLOW__SECRETS__BACKEND": "parse_probe.RefusingSecrets",
+        "PARSE_PROBE_LOOKUPS": str(lookups),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "plugins")]),
+    })  # fmt: skip
+    out = subprocess.run([sys.executable, str(ROOT / "tests" / "parse_probe.py"), str(folder)], env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report["lookups"] = lookups.read_text().split() if lookups.exists() else []
+    return report
+
+
+@pytest.fixture(scope="module")
+def parsed(tmp_path_factory):
+    return parse(DAGS, tmp_path_factory.mktemp("parse") / "lookups.txt")
+
+
+def test_the_probe_catches_a_parse_time_lookup(tmp_path):
+    """The lookup check can fail: a DAG file that reads a connection while parsing is caught."""
+    (tmp_path / "dags").mkdir()
+    (tmp_path / "dags" / "greedy.py").write_text(
+        "from airflow.sdk import DAG, BaseHook\n"
+        "BaseHook.get_connection('warehouse')\n"
+        "dag = DAG('greedy', schedule=None)\n"
+    )
+    report = parse(tmp_path / "dags", tmp_path / "lookups.txt")
+    assert "connection:warehouse" in report["lookups"] and report["import_errors"]
+
+
+def test_every_dag_file_imports_without_errors(parsed):
+    assert parsed["import_errors"] == {}
+    files = {p.name for p in DAGS.glob("*.py")}
+    assert files == {d["file"] for d in parsed["dags"].values()}, "every file defines a DAG"
+
+
+def test_no_connection_or_variable_lookup_at_parse_time(parsed):
+    assert parsed["lookups"] == []
+
+
+def test_dag_id_is_the_file_stem_and_policies_hold(parsed):
+    for dag_id, dag in parsed["dags"].items():
+        assert dag["file"] == f"{dag_id}.py"
+        assert not dag["file"].startswith("dbt_"), "Cosmos/dbt shadow dbt_* module names"
+        assert dag["owner"] == "data-platform", dag_id
+        assert dag["tags"], dag_id
+        assert min(dag["retries"]) >= 1, f"{dag_id}: every task retries"
+        assert len(dag["doc_md"]) > 400 and "fail" in dag["doc_md"].lower(), f"{dag_id}: doc_md for on-call"
+
+
+def test_bronze_dag_shape(parsed):
+    bronze = parsed["dags"]["bronze_supabase"]
+    assert bronze["timetable"] == "CronDataIntervalTimetable" and bronze["catchup"] is True
+    assert bronze["params"] == ["full_refresh", "tables"]
+
+
+def test_each_dag_file_parses_in_under_a_second(parsed):
+    slow = {f: s for f, s in parsed["file_seconds"].items() if s >= 1.0}
+    assert not slow, f"DAG files that parse in >= 1 s once imports are warm: {slow}"
