@@ -1,0 +1,106 @@
+{#
+    How incremental models process one run's interval (vars interval_start / interval_end).
+
+    A run for [start, end) touches the keys of the bronze rows that
+      - are versions with _cursor in [start - lookback, end), or
+      - are tombstones with _cursor or _deleted_at >= start - lookback (no upper bound: a
+        tombstone is stamped when the delete is detected, which may be after `end`; applying
+        a delete early is harmless because touched keys are always recomputed from their
+        latest bronze row, never from the interval's rows alone).
+    For touched keys the model re-selects the latest live version (stg view) and merges it
+    with delete+insert on the unique key; the post-hook delete_dropped_keys then removes
+    touched keys whose latest bronze row is a tombstone. Without vars (or on a full build)
+    every key is processed. See README.md "Incremental models and backfill equivalence".
+#}
+
+{# The run's interval as SQL literals: {start, end, lookback_minutes}; start/end none when absent. #}
+{% macro run_interval(bronze=none) -%}
+    {%- set start = var('interval_start', none) -%}
+    {%- set end = var('interval_end', none) -%}
+    {%- set lookback = var('lookback_minutes', none) -%}
+    {%- if lookback is none -%}
+        {%- set lookback = source_lookback_minutes(bronze) -%}
+    {%- endif -%}
+    {{ return({
+        'start': ("'" ~ start ~ "'::timestamptz") if start else none,
+        'end': ("'" ~ end ~ "'::timestamptz") if end else none,
+        'lookback_minutes': lookback | int,
+    }) }}
+{%- endmacro %}
+
+{# meta.replication.lookback_minutes of a source table (table level overrides source level). #}
+{% macro source_lookback_minutes(bronze) -%}
+    {%- set found = namespace(minutes=15) -%}
+    {%- if execute and bronze is not none -%}
+        {%- for node in graph.sources.values() -%}
+            {%- if node.schema == bronze.schema and node.identifier == bronze.identifier -%}
+                {%- set source_level = (node.source_meta or {}).get('replication', {}) -%}
+                {%- set table_level = (node.meta or {}).get('replication', {}) -%}
+                {%- set found.minutes = table_level.get('lookback_minutes', source_level.get('lookback_minutes', 15)) -%}
+            {%- endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(found.minutes) }}
+{%- endmacro %}
+
+{# True when this run is incremental and narrowed to an interval. #}
+{% macro is_interval_run() -%}
+    {{ return(is_incremental() and (var('interval_start', none) or var('interval_end', none))) }}
+{%- endmacro %}
+
+{# Predicate on bronze rows touched by the interval (see the header). #}
+{% macro touched_in_interval(bronze) -%}
+    {%- set iv = run_interval(bronze) -%}
+    {%- set since = (iv.start ~ " - interval '" ~ iv.lookback_minutes ~ " minutes'") if iv.start else none -%}
+    (
+        (
+            _deleted_at is null
+            {%- if since %}
+            and _cursor >= {{ since }}
+            {%- endif %}
+            {%- if iv.end %}
+            and _cursor < {{ iv.end }}
+            {%- endif %}
+        )
+        or (
+            _deleted_at is not null
+            {%- if since %}
+            and greatest(_cursor, _deleted_at) >= {{ since }}
+            {%- endif %}
+        )
+    )
+{%- endmacro %}
+
+{#
+    Where-clause for an incremental model's import CTE: keep only keys touched in the interval.
+    Renders nothing on a full build or when no interval is given (process everything).
+#}
+{% macro interval_scope(key_column, bronze, bronze_key='id') -%}
+    {%- if is_interval_run() %}
+    where {{ key_column }} in (
+        select touched.{{ bronze_key }}
+        from {{ bronze }} as touched
+        where {{ touched_in_interval(bronze) | indent(8) }}
+    )
+    {%- endif -%}
+{%- endmacro %}
+
+{#
+    Post-hook of every incremental model: delete target keys whose latest bronze row is a
+    tombstone (hard-deleted in the source). Only tombstones in the interval's reach are read.
+#}
+{% macro delete_dropped_keys(key_column, bronze, bronze_key='id') -%}
+    {%- if is_incremental() -%}
+    {%- set where = "_deleted_at is not null and " ~ touched_in_interval(bronze) -%}
+    delete from {{ this }} as target
+    using (
+        {{ latest_versions(bronze, [bronze_key],
+               where=bronze_key ~ " in (select " ~ bronze_key ~ " from " ~ bronze ~ " where " ~ where ~ ")") | indent(8) }}
+    ) as latest
+    where latest._deleted_at is not null
+      and target.{{ key_column }} = latest.{{ bronze_key }}
+    {%- else -%}
+    {#- a full build selected only live keys: nothing to delete -#}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
