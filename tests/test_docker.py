@@ -85,7 +85,8 @@ def interpolate(value, env: dict[str, str]):
         if op == "-":
             return current if current is not None else arg
         if op in (":?", "?"):
-            if not current if op == ":?" else current is None:
+            missing = not current if op == ":?" else current is None
+            if missing:
                 raise KeyError(f"{name}: {arg}")
             return current
         if op == ":+":
@@ -312,6 +313,7 @@ def test_dockerfile_copies_the_bundle_where_the_package_looks_for_it():
     assert any("dbt-manifest.sh" in r and f"{copies['include']}/dbt" in r for r in runs), runs
 
 
+@pytest.mark.slow  # dbt parse of the whole project: the slowest test here
 def test_build_time_dbt_manifest_script(tmp_path):
     """docker/dbt-manifest.sh as the image build runs it: manifest.json when there is a dbt project."""
     env = {
