@@ -4,16 +4,19 @@
     The reference time is, first that applies:
       - var interval_end: a scheduled or backfill run must have data up to its interval's end;
       - the newest `reference_column` (default _cursor) of `reference_relation`, e.g. its bronze
-        source: silver must keep up with what replication has loaded;
+        source, among rows matching `reference_where` (e.g. "_deleted_at is null": tombstones are
+        stamped with the wall clock): silver must keep up with what replication has loaded;
       - now().
 #}
-{% test recency(model, column_name, max_lag, reference_relation=none, reference_column='_cursor') %}
+{% test recency(model, column_name, max_lag, reference_relation=none, reference_column='_cursor',
+               reference_where=none) %}
 
     {%- set interval_end = var('interval_end', none) -%}
     {%- if interval_end -%}
         {%- set reference = "'" ~ interval_end ~ "'::timestamptz" -%}
     {%- elif reference_relation is not none -%}
-        {%- set reference = "(select max(" ~ reference_column ~ ") from " ~ reference_relation ~ ")" -%}
+        {%- set reference = "(select max(" ~ reference_column ~ ") from " ~ reference_relation
+            ~ ((" where " ~ reference_where) if reference_where else "") ~ ")" -%}
     {%- else -%}
         {%- set reference = "now()" -%}
     {%- endif -%}
