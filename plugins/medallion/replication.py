@@ -181,8 +181,11 @@ def sync_bronze_schema(
                 "_batch_id text default current_setting('medallion.batch_id', true), "
                 "_cursor timestamptz, _deleted_at timestamptz)"
             ).format(bronze=bronze, cols=cols))  # fmt: skip
-            wh.execute(sql.SQL("create index {} on {} using brin (_cursor)").format(
-                sql.Identifier(f"{spec.name}__cursor_brin"), bronze))  # fmt: skip
+            # BRIN: near-free to maintain during COPY, and bronze is appended in cursor order, so it
+            # narrows "rows at or after the window start" to a few block ranges. New ranges are
+            # summarized by autovacuum (autosummarize), not inside the load's transaction.
+            wh.execute(sql.SQL("create index {} on {} using brin (_cursor) with (autosummarize = on)").format(
+                sql.Identifier(_brin_name(spec)), bronze))  # fmt: skip
             changes.append(f"created {spec.qualified} with {len(src_cols)} columns")
             return {c.name: sql.Identifier(c.name) for c in src_cols}, changes
         have = {c.name: c.type for c in existing}
@@ -269,18 +272,21 @@ def _pk_match(spec: TableSpec, left: str, right: str) -> sql.Composable:
 # --- windows and ledger -----------------------------------------------------------------------
 
 
-def last_loaded_until(wh: psycopg.Connection, spec: TableSpec) -> datetime | None:
-    """End of the newest window successfully loaded for this table (None: never loaded)."""
-    wh.execute("select pg_advisory_xact_lock(hashtextextended('medallion:ddl', 0))")
-    wh.execute((SQL_DIR / "warehouse" / "001_ops.sql").read_text())
+def load_bounds(wh: psycopg.Connection, spec: TableSpec) -> tuple[datetime | None, datetime | None]:
+    """From the ledger: (end of the newest loaded window, bound of every _cursor bronze holds).
+
+    The first decides where the next window starts (None: never loaded). The second is the newest
+    cursor any successful batch may have written (tombstones carry their detection time); a window
+    starting at or after it cannot meet rows already in bronze, so it may be COPYed in directly.
+    """
     row = wh.execute(
-        f"""select max(coalesce(window_end, finished_at)) from {OPS_SCHEMA}.replication_batches
-             where source = %s and table_name = %s and status = 'success'
-               and mode in ('incremental', 'full', 'full_refresh')""",
+        f"""select max(coalesce(window_end, finished_at)) filter (where mode <> 'reconcile'),
+                   max(case when mode = 'incremental' then window_end else finished_at end)
+              from {OPS_SCHEMA}.replication_batches
+             where source = %s and table_name = %s and status = 'success'""",
         (spec.source, spec.name),
     ).fetchone()
-    wh.commit()
-    return row[0]
+    return row[0], row[1]
 
 
 def plan_window(spec: TableSpec, loaded_until: datetime | None, interval_start: datetime | None,
@@ -330,23 +336,27 @@ def replicate(spec: TableSpec, src: psycopg.Connection, wh: psycopg.Connection, 
     exprs, changes = sync_bronze_schema(wh, spec, source_columns(src, spec))
     for change in changes:
         log.info("%s: %s", spec.qualified, change)
-    mode, start, end = plan_window(spec, last_loaded_until(wh, spec), interval_start, interval_end,
-                                   full_refresh, now or started)  # fmt: skip
-    result = BatchResult(uuid.uuid4().hex, spec.name, mode, start, end, schema_changes=changes)
+    result = BatchResult(uuid.uuid4().hex, spec.name, "incremental", None, None, schema_changes=changes)
     bronze = sql.Identifier(spec.bronze_schema, spec.name)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in exprs)
-    select = _select_sql(spec, exprs, start, end)
-    label = f"{spec.qualified} {_fmt(start)}..{_fmt(end)}"
-    log.info("%s: %s load of %s.%s, window [%s, %s)", spec.qualified, mode, spec.source_schema, spec.name,
-             _fmt(start), _fmt(end))  # fmt: skip
+    target_cols = sql.SQL("{}, _cursor").format(columns)
     t0 = time.monotonic()
     try:
         with wh.transaction():
             wh.execute("select set_config('medallion.batch_id', %s, true)", (result.batch_id,))
-            # one load per bronze table at a time (overlapping backfills, retries)
+            # one load per bronze table at a time (overlapping backfills, retries), then plan under the lock
             wh.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"medallion:{spec.qualified}",))
-            target_cols = sql.SQL("{}, _cursor").format(columns)
-            if mode == "incremental" and not _has_rows_from(wh, bronze, start):
+            loaded_until, cursor_bound = load_bounds(wh, spec)
+            mode, start, end = plan_window(spec, loaded_until, interval_start, interval_end, full_refresh,
+                                           now or started)  # fmt: skip
+            result.mode, result.window_start, result.window_end = mode, start, end
+            select = _select_sql(spec, exprs, start, end)
+            label = f"{spec.qualified} {_fmt(start)}..{_fmt(end)}"
+            log.info("%s: %s load of %s.%s, window [%s, %s)", spec.qualified, mode, spec.source_schema, spec.name,
+                     _fmt(start), _fmt(end))  # fmt: skip
+            direct = (start is not None and cursor_bound is not None and cursor_bound <= start) or (
+                cursor_bound is None and not _has_rows(wh, bronze))
+            if mode == "incremental" and direct:
                 result.path = "direct"
                 result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label)
                 result.rows_written = result.rows_read
@@ -377,12 +387,12 @@ def replicate(spec: TableSpec, src: psycopg.Connection, wh: psycopg.Connection, 
     return result
 
 
-def _has_rows_from(wh: psycopg.Connection, bronze: sql.Identifier, start: datetime | None) -> bool:
-    if start is None:
-        query = sql.SQL("select exists (select from {})").format(bronze)
-    else:
-        query = sql.SQL("select exists (select from {} where _cursor >= {})").format(bronze, sql.Literal(start))
-    return wh.execute(query).fetchone()[0]
+def _brin_name(spec: TableSpec) -> str:
+    return f"{spec.name}__cursor_brin"[:63]
+
+
+def _has_rows(wh: psycopg.Connection, bronze: sql.Identifier) -> bool:
+    return wh.execute(sql.SQL("select exists (select from {})").format(bronze)).fetchone()[0]
 
 
 def _first_line(exc: BaseException) -> str:
