@@ -36,17 +36,19 @@ import psycopg  # noqa: E402
 
 from medallion.localpg import LocalPostgres  # noqa: E402
 
-COLS = ("id, organization_id, project_id, status, region, started_at, ended_at, duration_ms, proxy_bytes, "
-        "keep_alive, user_agent, metadata, created_at, updated_at")  # fmt: skip
+COLS = (
+    "id, organization_id, project_id, status, region, started_at, ended_at, duration_ms, proxy_bytes, "
+    "keep_alive, user_agent, metadata, created_at, updated_at"
+)
 HOUR0 = "2025-03-31 00:00:00+00"  # the generated history spans 2025-01-01 .. 2025-04-01
 
-DDL = f"""
+DDL = """
 drop table if exists public.browser_sessions;
 create table public.browser_sessions (
     id uuid not null, organization_id uuid not null, project_id uuid not null, status text not null,
     region text not null, started_at timestamptz not null, ended_at timestamptz, duration_ms integer,
     proxy_bytes bigint not null default 0, keep_alive boolean not null default false, user_agent text,
-    metadata jsonb not null default '{{}}'::jsonb, created_at timestamptz not null, updated_at timestamptz not null
+    metadata jsonb not null default '{}'::jsonb, created_at timestamptz not null, updated_at timestamptz not null
 );
 """
 # Same shape and distributions as ../shared/bench/gen_source.py, seeded so every run is identical.
@@ -116,8 +118,15 @@ def child_pipe(src_port: int, wh_port: int) -> None:
         conn.execute(DDL.replace("public.", "ref."))
         conn.execute("checkpoint")
     t0 = time.perf_counter()
-    src_cmd = [psql, "-X", "-q", "-d", f"postgresql://postgres@127.0.0.1:{src_port}/source", "-c",
-               f"copy (select {COLS} from public.browser_sessions) to stdout (format binary)"]  # fmt: skip
+    src_cmd = [
+        psql,
+        "-X",
+        "-q",
+        "-d",
+        f"postgresql://postgres@127.0.0.1:{src_port}/source",
+        "-c",
+        f"copy (select {COLS} from public.browser_sessions) to stdout (format binary)",
+    ]
     wh_cmd = [psql, "-X", "-q", "-d", wh, "-c", f"copy ref.browser_sessions ({COLS}) from stdin (format binary)"]
     p1 = subprocess.Popen(src_cmd, stdout=subprocess.PIPE)
     p2 = subprocess.Popen(wh_cmd, stdin=p1.stdout, stdout=subprocess.DEVNULL)
@@ -139,31 +148,51 @@ def child_medallion(src_port: int, wh_port: int, hourly: bool) -> None:
     logging.basicConfig(level=logging.WARNING)
     spec = config.get_table("browser_sessions")
     src = psycopg.connect(f"postgresql://postgres@127.0.0.1:{src_port}/source", prepare_threshold=None)
-    wh = psycopg.connect(f"postgresql://postgres@127.0.0.1:{wh_port}/warehouse", prepare_threshold=None, autocommit=True)
+    wh = psycopg.connect(
+        f"postgresql://postgres@127.0.0.1:{wh_port}/warehouse", prepare_threshold=None, autocommit=True
+    )
     hour0 = datetime.fromisoformat(HOUR0)
     wh.execute("drop schema if exists bronze_supabase cascade; drop schema if exists ops cascade")
     if hourly:  # untimed: load history up to hour0, then change 1% of rows inside the next hour
         replication.replicate(spec, src, wh, interval_start=hour0 - timedelta(hours=1), interval_end=hour0)
         # an hour later autovacuum has summarized the new BRIN ranges (autosummarize); do it now
         wh.execute("select brin_summarize_new_values('bronze_supabase.browser_sessions__cursor_brin')")
-        src.execute("update public.browser_sessions set updated_at = %s + interval '1 second' * (abs(hashtext(id::text)) %% 3600), "
-                    "status = 'completed' where abs(hashtext(id::text)) %% 100 = 0", (hour0,))  # fmt: skip
+        src.execute(
+            "update public.browser_sessions set status = 'completed', "
+            "updated_at = %s + interval '1 second' * (abs(hashtext(id::text)) %% 3600) "
+            "where abs(hashtext(id::text)) %% 100 = 0",
+            (hour0,),
+        )
         src.commit()
     wh.execute("checkpoint")
-    start, end = (hour0, hour0 + timedelta(hours=1)) if hourly else (hour0 - timedelta(hours=1), hour0 + timedelta(days=400))
+    start, end = (
+        (hour0, hour0 + timedelta(hours=1)) if hourly else (hour0 - timedelta(hours=1), hour0 + timedelta(days=400))
+    )
     t0 = time.perf_counter()  # the whole call: schema sync, window planning, copy, ledger, commit
     result = replication.replicate(spec, src, wh, interval_start=start, interval_end=end)
     seconds = time.perf_counter() - t0
-    print(json.dumps({"table": "bronze_supabase.browser_sessions", "seconds": seconds,
-                      "rows": result.rows_read, "written": result.rows_written, "path": result.path,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "table": "bronze_supabase.browser_sessions",
+                "seconds": seconds,
+                "rows": result.rows_read,
+                "written": result.rows_written,
+                "path": result.path,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def verify(src_uri: str, wh_uri: str, table: str, latest: bool) -> None:
     with psycopg.connect(src_uri) as src, psycopg.connect(wh_uri) as wh:
         expected = src.execute(CHECKSUM.format(cols=COLS, table="public.browser_sessions")).fetchone()
-        target = (f"(select distinct on (id) * from {table} order by id, _cursor desc, _loaded_at desc) t"
-                  if latest else table)  # fmt: skip
+        target = (
+            f"(select distinct on (id) * from {table} order by id, _cursor desc, _loaded_at desc) t"
+            if latest
+            else table
+        )
         got = wh.execute(CHECKSUM.format(cols=COLS, table=target)).fetchone()
     if tuple(got) != tuple(expected):
         sys.exit(f"VERIFY FAILED for {table}: {got} != source {expected}")
@@ -202,8 +231,11 @@ def main() -> None:
                 elif method == "medallion":
                     verify(src_uri, wh_uri, "bronze_supabase.browser_sessions", latest=True)
                 results[method].append(res)
-                print(f"round {round_} {method:18} {res['rows']:>10,} rows {res['seconds']:7.2f}s "
-                      f"{res['rows'] / res['seconds']:>10,.0f} rows/s  peak RSS {res['peak_rss_mb']:.0f} MB", flush=True)
+                print(
+                    f"round {round_} {method:18} {res['rows']:>10,} rows {res['seconds']:7.2f}s "
+                    f"{res['rows'] / res['seconds']:>10,.0f} rows/s  peak RSS {res['peak_rss_mb']:.0f} MB",
+                    flush=True,
+                )
         med = {m: statistics.median(r["seconds"] for r in runs) for m, runs in results.items()}
         ref = statistics.median(r["rows"] / r["seconds"] for r in results["psql_binary_pipe"])
         print(f"\n{args.rows:,} rows of browser_sessions, median of {args.runs} runs (same run, same machine)\n")
@@ -211,12 +243,16 @@ def main() -> None:
         for method, runs in results.items():
             rate = statistics.median(r["rows"] / r["seconds"] for r in runs)
             ratio = f"{rate / ref:.2f}x" if method != "medallion_hourly" else "-"
-            print(f"{method:18} {runs[0]['rows']:>10,} {med[method]:>9.2f} {rate:>10,.0f} {ratio:>15} "
-                  f"{max(r['peak_rss_mb'] for r in runs):>12.0f}")  # fmt: skip
-        print(f"\nreplication throughput = {statistics.median(r['rows'] / r['seconds'] for r in results['medallion']) / ref:.2f}x "
-              f"the psql binary COPY pipe (target >= 0.80x)")  # fmt: skip
-        print(f"an hourly incremental load ({results['medallion_hourly'][0]['rows']:,} changed rows, 1%) takes "
-              f"{med['medallion_hourly'] / med['medallion']:.0%} of the time of a full copy")
+            print(
+                f"{method:18} {runs[0]['rows']:>10,} {med[method]:>9.2f} {rate:>10,.0f} {ratio:>15} "
+                f"{max(r['peak_rss_mb'] for r in runs):>12.0f}"
+            )
+        rate = statistics.median(r["rows"] / r["seconds"] for r in results["medallion"])
+        print(f"\nreplication throughput = {rate / ref:.2f}x the psql binary COPY pipe (target >= 0.80x)")
+        print(
+            f"an hourly incremental load ({results['medallion_hourly'][0]['rows']:,} changed rows, 1%) takes "
+            f"{med['medallion_hourly'] / med['medallion']:.0%} of the time of a full copy"
+        )
     finally:
         src.stop()
         wh.stop()

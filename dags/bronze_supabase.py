@@ -51,14 +51,20 @@ with DAG(
     doc_md=DOCS,
     params={
         "tables": Param(
-            [], type="array", items={"type": "string", "enum": TABLES}, uniqueItems=True,
-            title="Tables", description="Tables to load; leave empty for all.",
+            [],
+            type="array",
+            items={"type": "string", "enum": TABLES},
+            uniqueItems=True,
+            title="Tables",
+            description="Tables to load; leave empty for all.",
         ),
         "full_refresh": Param(
-            False, type="boolean", title="Full refresh",
+            False,
+            type="boolean",
+            title="Full refresh",
             description="Rebuild the chosen bronze tables from a fresh snapshot of the source (drops history).",
         ),
-    },  # fmt: skip
+    },
 ) as dag:
 
     @task

@@ -37,10 +37,14 @@ with DAG(
     doc_md=DOCS,
     params={
         "tables": Param(
-            [], type="array", items={"type": "string", "enum": TABLES}, uniqueItems=True,
-            title="Tables", description="Tables to reconcile; leave empty for all.",
+            [],
+            type="array",
+            items={"type": "string", "enum": TABLES},
+            uniqueItems=True,
+            title="Tables",
+            description="Tables to reconcile; leave empty for all.",
         ),
-    },  # fmt: skip
+    },
 ) as dag:
 
     @task

@@ -57,13 +57,21 @@ def main() -> None:
         }
         for dag_id, dag in bag.dags.items()
     }
-    print(json.dumps({
-        "import_errors": {**warm.import_errors, **bag.import_errors},
-        "dags": dags,
-        "first_pass_s": first,
-        "file_seconds": {Path(s.file).name: s.duration.total_seconds() if hasattr(s.duration, "total_seconds")
-                         else s.duration for s in bag.dagbag_stats},
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "import_errors": {**warm.import_errors, **bag.import_errors},
+                "dags": dags,
+                "first_pass_s": first,
+                "file_seconds": {
+                    Path(s.file).name: s.duration.total_seconds()
+                    if hasattr(s.duration, "total_seconds")
+                    else s.duration
+                    for s in bag.dagbag_stats
+                },
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -32,8 +32,10 @@ def pipeline(airflow_db):
 
 
 def assert_bronze_equals_source(stack):
-    with psycopg.connect(stack.source.uri("source", user="replicator")) as src, \
-            psycopg.connect(stack.warehouse.uri("warehouse")) as wh:  # fmt: skip
+    with (
+        psycopg.connect(stack.source.uri("source", user="replicator")) as src,
+        psycopg.connect(stack.warehouse.uri("warehouse")) as wh,
+    ):
         for spec in config.tables().values():
             assert bronze_fingerprint(wh, src, spec) == source_fingerprint(src, spec), spec.name
 
@@ -54,10 +56,12 @@ def test_bronze_dag_loads_every_table_then_follows_inserts_updates_and_deletes(p
     assert_bronze_equals_source(stack)
 
     with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
-        per_table = dict(wh.execute(
-            "select table_name, count(*) from ops.replication_batches "
-            "where status = 'success' and mode <> 'reconcile' group by 1"
-        ).fetchall())  # fmt: skip
+        per_table = dict(
+            wh.execute(
+                "select table_name, count(*) from ops.replication_batches "
+                "where status = 'success' and mode <> 'reconcile' group by 1"
+            ).fetchall()
+        )
         tombstones = wh.execute(
             "select count(*) from bronze_supabase.browser_sessions where _deleted_at is not null"
         ).fetchone()[0]
@@ -72,8 +76,12 @@ def test_bronze_dag_params_choose_tables(pipeline):
     )
     assert run.state == "success"
     with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
-        tables = {r[0] for r in wh.execute(
-            "select table_name from ops.replication_batches where interval_end = %s", (AS_OF + timedelta(hours=2),))}  # fmt: skip
+        tables = {
+            r[0]
+            for r in wh.execute(
+                "select table_name from ops.replication_batches where interval_end = %s", (AS_OF + timedelta(hours=2),)
+            )
+        }
     assert tables == {"plans", "users"}
 
 

@@ -41,13 +41,17 @@ def test_the_project_declaration_loads():
 
 
 def test_table_overrides_and_defaults(tmp_path):
-    path = write(tmp_path, HEAD + """
+    path = write(
+        tmp_path,
+        HEAD
+        + """
       - name: a
       - name: b
         config:
           meta: {replication: {mode: full, primary_key: [x, y]}}
           freshness: {warn_after: {count: 2, period: day}}
-    """)
+    """,
+    )
     tables = load_tables([path])
     assert tables["a"].source_conn_id == "app_db" and tables["a"].freshness.warn_after.total_seconds() == 3600
     assert tables["b"].mode == "full" and tables["b"].primary_key == ("x", "y")
@@ -57,21 +61,33 @@ def test_table_overrides_and_defaults(tmp_path):
 @pytest.mark.parametrize(
     ("table_yaml", "message"),
     [
-        ("      - name: a\n        config: {meta: {replication: {mode: sometimes}}}",
-         r":11: table app\.a: mode must be one of incremental, full, got 'sometimes'"),
-        ("      - name: a\n        config: {meta: {replication: {cursor: null}}}",
-         r":11: table app\.a: incremental mode needs a cursor column"),
-        ("      - name: a\n        config: {meta: {replication: {primary_keys: [id]}}}",
-         r":11: table app\.a: unknown replication setting 'primary_keys'"),
-        ("      - name: a\n        config: {meta: {replication: {primary_key: []}}}",
-         r":11: table app\.a: primary_key must be a column name or a non-empty list"),
-        ("      - name: a\n        config: {freshness: {warn_after: {count: 1, period: fortnight}}}",
-         r":11: table app\.a: freshness needs"),
+        (
+            "      - name: a\n        config: {meta: {replication: {mode: sometimes}}}",
+            r":11: table app\.a: mode must be one of incremental, full, got 'sometimes'",
+        ),
+        (
+            "      - name: a\n        config: {meta: {replication: {cursor: null}}}",
+            r":11: table app\.a: incremental mode needs a cursor column",
+        ),
+        (
+            "      - name: a\n        config: {meta: {replication: {primary_keys: [id]}}}",
+            r":11: table app\.a: unknown replication setting 'primary_keys'",
+        ),
+        (
+            "      - name: a\n        config: {meta: {replication: {primary_key: []}}}",
+            r":11: table app\.a: primary_key must be a column name or a non-empty list",
+        ),
+        (
+            "      - name: a\n        config: {freshness: {warn_after: {count: 1, period: fortnight}}}",
+            r":11: table app\.a: freshness needs",
+        ),
         ("      - name: a\n      - name: a", r":12: table a is already declared at .*:11"),
-        ("      - name: a\n        config: {meta: {replication: {lookback_minutes: soon}}}",
-         r"lookback_minutes must be a number"),
+        (
+            "      - name: a\n        config: {meta: {replication: {lookback_minutes: soon}}}",
+            r"lookback_minutes must be a number",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_declarations_name_file_line_and_table(tmp_path, table_yaml, message):
     path = write(tmp_path, HEAD + table_yaml + "\n")
     with pytest.raises(ConfigError, match=message) as err:

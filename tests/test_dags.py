@@ -16,13 +16,20 @@ DAGS = ROOT / "dags"
 
 def parse(folder: Path, lookups: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-    env.update({
-        "AIRFLOW__SECRETS__BACKEND": "parse_probe.RefusingSecrets",
-        "PARSE_PROBE_LOOKUPS": str(lookups),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "plugins")]),
-    })  # fmt: skip
-    out = subprocess.run([sys.executable, str(ROOT / "tests" / "parse_probe.py"), str(folder)], env=env,
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    env.update(
+        {
+            "AIRFLOW__SECRETS__BACKEND": "parse_probe.RefusingSecrets",
+            "PARSE_PROBE_LOOKUPS": str(lookups),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "plugins")]),
+        }
+    )
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "parse_probe.py"), str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     report["lookups"] = lookups.read_text().split() if lookups.exists() else []

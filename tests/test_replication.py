@@ -13,7 +13,7 @@ from conftest import AS_OF
 from medallion import demo_source
 from medallion.config import ConfigError
 from medallion.connections import ConnectionFailed, connect
-from medallion.replication import ReplicationError, SchemaDriftError, replicate, reconcile_deletes, widens
+from medallion.replication import ReplicationError, SchemaDriftError, reconcile_deletes, replicate, widens
 
 HOUR = timedelta(hours=1)
 
@@ -105,9 +105,13 @@ def test_incremental_query_uses_the_cursor_index(dbs, spec):
     """Cost grows with changed rows: the window predicate is answered by the updated_at index."""
     with dbs.src() as src:
         src.execute("set enable_seqscan = off")  # the tiny test table would otherwise be scanned
-        plan = "\n".join(r[0] for r in src.execute(
-            "explain select * from public.browser_sessions where updated_at >= %s and updated_at < %s",
-            (AS_OF - HOUR, AS_OF)))  # fmt: skip
+        plan = "\n".join(
+            r[0]
+            for r in src.execute(
+                "explain select * from public.browser_sessions where updated_at >= %s and updated_at < %s",
+                (AS_OF - HOUR, AS_OF),
+            )
+        )
     assert "browser_sessions_updated_at_idx" in plan
 
 
@@ -144,9 +148,13 @@ def test_hard_deletes_become_tombstones(dbs, spec):
     s = spec("browser_sessions")
     load(s, dbs, AS_OF - HOUR, AS_OF)
     with dbs.src_admin() as conn:
-        deleted = [r[0] for r in conn.execute(
-            "delete from browser_sessions where id in (select id from browser_sessions order by id limit 4) "
-            "returning id")]  # fmt: skip
+        deleted = [
+            r[0]
+            for r in conn.execute(
+                "delete from browser_sessions where id in (select id from browser_sessions order by id limit 4) "
+                "returning id"
+            )
+        ]
     with dbs.src() as src, dbs.wh() as wh:
         result = reconcile_deletes(s, src, wh)
         assert result.rows_written == 4
@@ -168,7 +176,9 @@ def test_new_source_column_appears_in_bronze(dbs, spec):
     load(s, dbs, AS_OF - HOUR, AS_OF)
     with dbs.src_admin() as conn:
         conn.execute("alter table organizations add column tier text")
-        conn.execute("update organizations set tier = 'gold', updated_at = %s where slug = 'org-1'", (AS_OF + 0.5 * HOUR,))
+        conn.execute(
+            "update organizations set tier = 'gold', updated_at = %s where slug = 'org-1'", (AS_OF + 0.5 * HOUR,)
+        )
     result = load(s, dbs, AS_OF, AS_OF + HOUR)
     assert result.schema_changes == ["added column tier text"] and result.rows_written == 1
     with dbs.wh() as wh:
@@ -238,8 +248,10 @@ def test_unknown_source_table_is_a_one_line_error(dbs, spec):
 def test_unreachable_source_names_the_connection(stack):
     closed = stack.source.port + 1 if stack.source.port < 65000 else 1
     with pytest.raises(ConnectionFailed) as err:
-        connect(f"host=127.0.0.1 port={closed} dbname=source user=replicator connect_timeout=2",
-                "connection 'supabase_source'")  # fmt: skip
+        connect(
+            f"host=127.0.0.1 port={closed} dbname=source user=replicator connect_timeout=2",
+            "connection 'supabase_source'",
+        )
     assert str(err.value).startswith(f"cannot connect to connection 'supabase_source' (127.0.0.1:{closed}/source)")
 
 

@@ -31,8 +31,10 @@ def select_tables(requested: list[str] | None, source: str) -> list[str]:
             return list(declared)
         unknown = [t for t in requested if t not in declared]
         if unknown:
-            raise ConfigError(f"unknown table(s) {', '.join(map(repr, unknown))} for source {source!r}: "
-                              f"declared tables are {', '.join(sorted(declared))}")  # fmt: skip
+            raise ConfigError(
+                f"unknown table(s) {', '.join(map(repr, unknown))} for source {source!r}: "
+                f"declared tables are {', '.join(sorted(declared))}"
+            )
         return [t for t in declared if t in requested]  # declaration order, no duplicates
     except ConfigError as exc:
         raise _fail_now(exc) from None
@@ -52,21 +54,28 @@ def load_table(table: str, *, full_refresh: bool, context: dict) -> dict:
             src = stack.enter_context(connections.connect_airflow(spec.source_conn_id, "medallion-bronze"))
             wh = stack.enter_context(connections.connect_airflow(config.WAREHOUSE_CONN_ID, "medallion-bronze"))
             result = replication.replicate(
-                spec, src, wh,
+                spec,
+                src,
+                wh,
                 interval_start=context.get("data_interval_start"),
                 interval_end=context.get("data_interval_end"),
                 full_refresh=full_refresh,
                 run=_run_info(context),
                 now=datetime.now(UTC),
-            )  # fmt: skip
+            )
     except ConfigError as exc:  # includes schema drift: a retry will not fix it
         raise _fail_now(exc) from None
     return {
-        "table": table, "batch_id": result.batch_id, "mode": result.mode, "path": result.path,
-        "rows_read": result.rows_read, "rows_written": result.rows_written,
-        "seconds": round(result.seconds, 3), "rows_per_s": round(result.rows_per_s),
+        "table": table,
+        "batch_id": result.batch_id,
+        "mode": result.mode,
+        "path": result.path,
+        "rows_read": result.rows_read,
+        "rows_written": result.rows_written,
+        "seconds": round(result.seconds, 3),
+        "rows_per_s": round(result.rows_per_s),
         "schema_changes": result.schema_changes,
-    }  # fmt: skip
+    }
 
 
 def reconcile_table(table: str, *, context: dict) -> dict:
@@ -90,8 +99,10 @@ def report(results: list[dict]) -> str:
     """One line per table, for the run's log and the demo."""
     lines = [f"{'table':24} {'mode':12} {'path':9} {'read':>10} {'written':>10} {'rows/s':>10}"]
     for r in sorted(results, key=lambda r: r["table"]):
-        lines.append(f"{r['table']:24} {r['mode']:12} {r['path']:9} {r['rows_read']:>10,} {r['rows_written']:>10,} "
-                     f"{r['rows_per_s']:>10,}")  # fmt: skip
+        lines.append(
+            f"{r['table']:24} {r['mode']:12} {r['path']:9} {r['rows_read']:>10,} {r['rows_written']:>10,} "
+            f"{r['rows_per_s']:>10,}"
+        )
     text = "\n".join(lines)
     log.info("bronze load summary:\n%s", text)
     return text

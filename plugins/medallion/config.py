@@ -26,8 +26,14 @@ OPS_SCHEMA = "ops"
 
 MODES = ("incremental", "full")
 REPLICATION_KEYS = {
-    "source_conn_id", "source_schema", "primary_key", "cursor", "mode", "lookback_minutes", "reconcile_deletes",
-}  # fmt: skip
+    "source_conn_id",
+    "source_schema",
+    "primary_key",
+    "cursor",
+    "mode",
+    "lookback_minutes",
+    "reconcile_deletes",
+}
 PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
 
 
@@ -120,7 +126,9 @@ def _table_spec(source: dict, table: dict, path: Path) -> TableSpec:
     own = (tbl_cfg.get("meta") or {}).get("replication") or {}
     for key in set(own) | set(defaults):
         if key != "__line__" and key not in REPLICATION_KEYS:
-            raise ConfigError(f"{where}: unknown replication setting {key!r} (known: {', '.join(sorted(REPLICATION_KEYS))})")
+            raise ConfigError(
+                f"{where}: unknown replication setting {key!r} (known: {', '.join(sorted(REPLICATION_KEYS))})"
+            )
     rep = {**defaults, **own}
     mode = rep.get("mode", "incremental")
     if mode not in MODES:
@@ -166,8 +174,9 @@ def load_tables(paths: list[Path] | None = None) -> dict[str, TableSpec]:
             for table in source.get("tables") or []:
                 spec = _table_spec(source, table, path)
                 if spec.name in tables:
-                    raise ConfigError(f"{spec.declared_at}: table {spec.name} is already declared at "
-                                      f"{tables[spec.name].declared_at}")  # fmt: skip
+                    raise ConfigError(
+                        f"{spec.declared_at}: table {spec.name} is already declared at {tables[spec.name].declared_at}"
+                    )
                 tables[spec.name] = spec
     if not tables:
         raise ConfigError(f"no replicated tables declared (looked in {', '.join(map(str, paths)) or DBT_PROJECT_DIR})")

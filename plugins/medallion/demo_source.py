@@ -24,9 +24,18 @@ import psycopg
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "include" / "sql" / "source"
 TABLES = [
-    "plans", "organizations", "users", "organization_members", "projects", "api_keys",
-    "subscriptions", "browser_sessions", "session_events", "usage_records", "invoices",
-]  # fmt: skip  (FK-safe order; the replication list lives in the dbt sources YAML, not here)
+    "plans",
+    "organizations",
+    "users",
+    "organization_members",
+    "projects",
+    "api_keys",
+    "subscriptions",
+    "browser_sessions",
+    "session_events",
+    "usage_records",
+    "invoices",
+]  # (FK-safe order; the replication list lives in the dbt sources YAML, not here)
 
 PLANS = [  # code, name, monthly price (cents), included minutes, max concurrency, overage per minute
     ("free", "Free", 0, 100, 1, 0),
@@ -78,16 +87,29 @@ def _sessions_for(rng, org, start: datetime, end: datetime, rate_per_hour: float
         else:
             status = "timed_out"
         updated = ended or started
-        meta = {"sdk": rng.choice(SDKS), "sdk_version": f"2.{rng.randrange(20)}.{rng.randrange(10)}",
-                "viewport": {"width": 1920, "height": 1080} if rng.random() < 0.5 else {"width": 1280, "height": 720}}
+        meta = {
+            "sdk": rng.choice(SDKS),
+            "sdk_version": f"2.{rng.randrange(20)}.{rng.randrange(10)}",
+            "viewport": {"width": 1920, "height": 1080} if rng.random() < 0.5 else {"width": 1280, "height": 720},
+        }
         if rng.random() < 0.3:
             meta["tags"] = ["scrape", "prod" if rng.random() < 0.7 else "staging"]
         session = (
-            sid, org["id"], project_id, status, region, started, ended, duration_ms,
-            0 if rng.random() < 0.6 else int(rng.random() ** 4 * 5e8), rng.random() < 0.15,
+            sid,
+            org["id"],
+            project_id,
+            status,
+            region,
+            started,
+            ended,
+            duration_ms,
+            0 if rng.random() < 0.6 else int(rng.random() ** 4 * 5e8),
+            rng.random() < 0.15,
             f"Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/{rng.randrange(118, 131)}.0.0.0 Safari/537.36",
-            json.dumps(meta), started, updated,
-        )  # fmt: skip
+            json.dumps(meta),
+            started,
+            updated,
+        )
         events = []
         span = ((ended or as_of) - started).total_seconds()
         for _ in range(_poisson(rng, EVENTS_PER_SESSION)):
@@ -144,8 +166,9 @@ def _load_orgs(conn) -> list[dict]:
     return [o for o in orgs.values() if o["projects"]]
 
 
-def seed(conn: psycopg.Connection, as_of: datetime, scale: float = 1.0, seed: int = DEFAULT_SEED,
-         days: int = 90) -> dict[str, int]:  # fmt: skip
+def seed(
+    conn: psycopg.Connection, as_of: datetime, scale: float = 1.0, seed: int = DEFAULT_SEED, days: int = 90
+) -> dict[str, int]:
     """Fill an empty source with `days` of history ending at `as_of`. Returns rows per table."""
     apply_migrations(conn)
     if conn.execute("select exists (select from public.organizations)").fetchone()[0]:
@@ -156,28 +179,56 @@ def seed(conn: psycopg.Connection, as_of: datetime, scale: float = 1.0, seed: in
     last = as_of - timedelta(seconds=1)  # every timestamp is before as_of: the next interval starts there
 
     plans = [(_uuid(rng), *p, begin - timedelta(days=400)) for p in PLANS]
-    w.copy("plans", "id, code, name, monthly_price_cents, included_browser_minutes, max_concurrent_sessions, "
-           "overage_cents_per_minute, created_at, updated_at", [(*p[:-1], p[-1], p[-1]) for p in plans])  # fmt: skip
+    w.copy(
+        "plans",
+        "id, code, name, monthly_price_cents, included_browser_minutes, max_concurrent_sessions, "
+        "overage_cents_per_minute, created_at, updated_at",
+        [(*p[:-1], p[-1], p[-1]) for p in plans],
+    )
 
     n_orgs = max(4, round(BASE_ORGS * scale))
     orgs, users, members, projects, keys, subs, invoices = [], [], [], [], [], [], []
     for i in range(n_orgs):
-        created = begin + timedelta(days=rng.uniform(-200, days - 2)) if i % 3 else begin - timedelta(days=rng.uniform(30, 300))
+        created = (
+            begin + timedelta(days=rng.uniform(-200, days - 2))
+            if i % 3
+            else begin - timedelta(days=rng.uniform(30, 300))
+        )
         status = rng.choices(["active", "suspended", "churned"], [90, 4, 6])[0]
         org = {"id": _uuid(rng), "created_at": created, "status": status, "projects": []}
         orgs.append(org)
         name = f"{rng.choice(['Acme', 'Globex', 'Initech', 'Umbrella', 'Hooli', 'Stark', 'Wayne'])} {i}"
         updated = created + timedelta(days=rng.uniform(0, max(0.1, (as_of - created).days)))
         deleted = updated if status == "churned" and rng.random() < 0.3 else None
-        orgs_row = (org["id"], name, f"org-{i}", rng.choice(INDUSTRIES), rng.choice(COUNTRIES), status,
-                    json.dumps({"sso": rng.random() < 0.2}), created, min(updated, last), deleted)  # fmt: skip
+        orgs_row = (
+            org["id"],
+            name,
+            f"org-{i}",
+            rng.choice(INDUSTRIES),
+            rng.choice(COUNTRIES),
+            status,
+            json.dumps({"sso": rng.random() < 0.2}),
+            created,
+            min(updated, last),
+            deleted,
+        )
         org["row"] = orgs_row
         for j in range(max(1, _poisson(rng, BASE_USERS_PER_ORG))):
             uid = _uuid(rng)
             ucreated = min(last, created + timedelta(hours=rng.uniform(0, 24 * 10)))
             last_sign_in = min(last, ucreated + timedelta(days=rng.uniform(0, 60)))
-            users.append((uid, f"user{len(users)}@{name.split()[0].lower()}{i}.example", f"User {len(users)}",
-                          None, last_sign_in, ucreated, last_sign_in, None))  # fmt: skip
+            users.append(
+                (
+                    uid,
+                    f"user{len(users)}@{name.split()[0].lower()}{i}.example",
+                    f"User {len(users)}",
+                    None,
+                    last_sign_in,
+                    ucreated,
+                    last_sign_in,
+                    None,
+                )
+            )
             role = "owner" if j == 0 else rng.choices(["admin", "member", "viewer"], [2, 6, 2])[0]
             members.append((_uuid(rng), org["id"], uid, role, ucreated, ucreated, None))
         for k in range(rng.randint(1, 4)):
@@ -187,49 +238,106 @@ def seed(conn: psycopg.Connection, as_of: datetime, scale: float = 1.0, seed: in
             for n in range(rng.randint(1, 3)):
                 kc = min(last - timedelta(days=3), created + timedelta(days=rng.uniform(0, 5)))
                 revoked = rng.random() < 0.15
-                keys.append((_uuid(rng), org["id"], pid, f"key-{n}", f"bb_live_{rng.getrandbits(32):08x}",
-                             "revoked" if revoked else "active", None, kc + timedelta(days=3) if revoked else None,
-                             kc, kc + timedelta(days=3) if revoked else kc))  # fmt: skip
+                keys.append(
+                    (
+                        _uuid(rng),
+                        org["id"],
+                        pid,
+                        f"key-{n}",
+                        f"bb_live_{rng.getrandbits(32):08x}",
+                        "revoked" if revoked else "active",
+                        None,
+                        kc + timedelta(days=3) if revoked else None,
+                        kc,
+                        kc + timedelta(days=3) if revoked else kc,
+                    )
+                )
         # subscription: paid orgs pay monthly from their creation; trials in the first 14 days
         plan = rng.choices(plans, [40, 25, 25, 10])[0]
         trial_end = created + timedelta(days=14)
-        sub_status = "trialing" if trial_end > as_of else ("canceled" if status == "churned" else
-                     rng.choices(["active", "past_due"], [95, 5])[0])  # fmt: skip
+        sub_status = (
+            "trialing"
+            if trial_end > as_of
+            else ("canceled" if status == "churned" else rng.choices(["active", "past_due"], [95, 5])[0])
+        )
         period_start = created
         while period_start + timedelta(days=30) < as_of:
             period_start += timedelta(days=30)
         canceled = min(last, created + timedelta(days=rng.uniform(20, 120))) if sub_status == "canceled" else None
         sid = _uuid(rng)
-        subs.append((sid, org["id"], plan[0], sub_status, "month", created, period_start,
-                     period_start + timedelta(days=30), canceled, created, canceled or period_start))  # fmt: skip
+        subs.append(
+            (
+                sid,
+                org["id"],
+                plan[0],
+                sub_status,
+                "month",
+                created,
+                period_start,
+                period_start + timedelta(days=30),
+                canceled,
+                created,
+                canceled or period_start,
+            )
+        )
         period = created
         while plan[3] > 0 and period + timedelta(days=30) < min(as_of, canceled or as_of):
             end = period + timedelta(days=30)
             paid = rng.random() < 0.93
             paid_at = min(last, end + timedelta(days=2)) if paid else None
-            invoices.append((_uuid(rng), org["id"], sid, f"INV-{i:04d}-{len(invoices):05d}",
-                             "paid" if paid else "open", "USD", plan[3], plan[3] if paid else 0,
-                             period.date(), end.date(), end, paid_at, end, paid_at or end))  # fmt: skip
+            invoices.append(
+                (
+                    _uuid(rng),
+                    org["id"],
+                    sid,
+                    f"INV-{i:04d}-{len(invoices):05d}",
+                    "paid" if paid else "open",
+                    "USD",
+                    plan[3],
+                    plan[3] if paid else 0,
+                    period.date(),
+                    end.date(),
+                    end,
+                    paid_at,
+                    end,
+                    paid_at or end,
+                )
+            )
             period = end
 
-    w.copy("organizations", "id, name, slug, industry, country, status, settings, created_at, updated_at, deleted_at",
-           [o["row"] for o in orgs])  # fmt: skip
+    w.copy(
+        "organizations",
+        "id, name, slug, industry, country, status, settings, created_at, updated_at, deleted_at",
+        [o["row"] for o in orgs],
+    )
     w.copy("users", "id, email, full_name, avatar_url, last_sign_in_at, created_at, updated_at, deleted_at", users)
     w.copy("organization_members", "id, organization_id, user_id, role, created_at, updated_at, deleted_at", members)
     w.copy("projects", "id, organization_id, name, default_region, created_at, updated_at, deleted_at", projects)
-    w.copy("api_keys", "id, organization_id, project_id, name, key_prefix, status, last_used_at, revoked_at, "
-           "created_at, updated_at", keys)  # fmt: skip
-    w.copy("subscriptions", "id, organization_id, plan_id, status, billing_interval, started_at, current_period_start, "
-           "current_period_end, canceled_at, created_at, updated_at", subs)  # fmt: skip
-    w.copy("invoices", "id, organization_id, subscription_id, invoice_number, status, currency, amount_due_cents, "
-           "amount_paid_cents, period_start, period_end, issued_at, paid_at, created_at, updated_at", invoices)  # fmt: skip
+    w.copy(
+        "api_keys",
+        "id, organization_id, project_id, name, key_prefix, status, last_used_at, revoked_at, created_at, updated_at",
+        keys,
+    )
+    w.copy(
+        "subscriptions",
+        "id, organization_id, plan_id, status, billing_interval, started_at, current_period_start, "
+        "current_period_end, canceled_at, created_at, updated_at",
+        subs,
+    )
+    w.copy(
+        "invoices",
+        "id, organization_id, subscription_id, invoice_number, status, currency, amount_due_cents, "
+        "amount_paid_cents, period_start, period_end, issued_at, paid_at, created_at, updated_at",
+        invoices,
+    )
 
     live = [o for o in orgs if o["status"] != "churned"]
     active_hours = sum((as_of - max(o["created_at"], begin)).total_seconds() / 3600 for o in live)
     base_rate = BASE_SESSIONS * scale / max(active_hours, 1)
     _write_activity(w, rng, seed, live, begin, as_of, base_rate, as_of)
-    conn.execute("insert into demo.clock (as_of) values (%s) on conflict (id) do update set as_of = excluded.as_of",
-                 (as_of,))  # fmt: skip
+    conn.execute(
+        "insert into demo.clock (as_of) values (%s) on conflict (id) do update set as_of = excluded.as_of", (as_of,)
+    )
     conn.commit()
     _analyze(conn)
     return dict(w.counts)
@@ -264,8 +372,7 @@ def _write_activity(w: _Writer, rng, seed, orgs, start, end, base_rate, as_of) -
     w.copy("usage_records", "id, organization_id, usage_date, metric, quantity, created_at, updated_at", rows)
 
 
-def advance(conn: psycopg.Connection, hours: float = 1.0, seed: int = DEFAULT_SEED,
-            deletes: int = 3) -> dict[str, int]:  # fmt: skip
+def advance(conn: psycopg.Connection, hours: float = 1.0, seed: int = DEFAULT_SEED, deletes: int = 3) -> dict[str, int]:
     """Move the simulated clock forward: new activity, updates touching updated_at, hard deletes."""
     row = conn.execute("select as_of from demo.clock").fetchone()
     if row is None:
@@ -297,11 +404,14 @@ def advance(conn: psycopg.Connection, hours: float = 1.0, seed: int = DEFAULT_SE
     touched = rng.sample(orgs, k=min(len(orgs), 2))
     for org in touched:
         at = t0 + timedelta(seconds=rng.uniform(1, hours * 3600 - 1))
-        conn.execute("update public.organizations set settings = settings || %s::jsonb, updated_at = %s where id = %s",
-                     (json.dumps({"last_edit": at.isoformat()}), at, org["id"]))  # fmt: skip
+        conn.execute(
+            "update public.organizations set settings = settings || %s::jsonb, updated_at = %s where id = %s",
+            (json.dumps({"last_edit": at.isoformat()}), at, org["id"]),
+        )
     signed_in = conn.execute(
         """update public.users set last_sign_in_at = %(at)s, updated_at = %(at)s
-            where id in (select id from public.users where deleted_at is null order by md5(id::text || %(k)s) limit 5)""",
+            where id in (select id from public.users where deleted_at is null
+                          order by md5(id::text || %(k)s) limit 5)""",
         {"at": t0 + timedelta(seconds=hours * 1800), "k": t1.isoformat()},
     ).rowcount
     w.counts["users (updated)"] = signed_in
@@ -361,4 +471,3 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
-

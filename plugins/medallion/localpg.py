@@ -91,10 +91,20 @@ class LocalPostgres:
             self.datadir.mkdir(parents=True, exist_ok=True)
             _open_path_for(self.datadir)
             subprocess.run(
-                [str(_bin_dir() / "initdb"), "-D", str(self.datadir), "-U", self.user,
-                 "--auth=trust", "--encoding=UTF8", "--no-instructions"],
-                check=True, capture_output=True, **_run_as(),
-            )  # fmt: skip
+                [
+                    str(_bin_dir() / "initdb"),
+                    "-D",
+                    str(self.datadir),
+                    "-U",
+                    self.user,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                **_run_as(),
+            )
         if self.is_running():
             return self
         if not port_is_free(self.port):
@@ -113,10 +123,23 @@ class LocalPostgres:
         }
         opts = " ".join(f"-c {k}={v}" for k, v in options.items())
         proc = subprocess.run(
-            [self.pg_ctl, "start", "-w", "-t", "60", "-D", str(self.datadir),
-             "-l", str(self.datadir / "server.log"), "-o", opts],
-            capture_output=True, text=True, **_run_as(),
-        )  # fmt: skip
+            [
+                self.pg_ctl,
+                "start",
+                "-w",
+                "-t",
+                "60",
+                "-D",
+                str(self.datadir),
+                "-l",
+                str(self.datadir / "server.log"),
+                "-o",
+                opts,
+            ],
+            capture_output=True,
+            text=True,
+            **_run_as(),
+        )
         if proc.returncode != 0:
             log = (self.datadir / "server.log").read_text()[-2000:] if (self.datadir / "server.log").exists() else ""
             raise RuntimeError(f"postgres on port {self.port} failed to start: {proc.stderr.strip()}\n{log}")
@@ -136,8 +159,10 @@ class LocalPostgres:
         if self.datadir.exists() and self.is_running():
             subprocess.run(
                 [self.pg_ctl, "stop", "-w", "-m", "fast", "-D", str(self.datadir)],
-                check=True, capture_output=True, **_run_as(),
-            )  # fmt: skip
+                check=True,
+                capture_output=True,
+                **_run_as(),
+            )
 
     def destroy(self) -> None:
         self.stop()

@@ -36,8 +36,13 @@ SMTP_PORT = int(os.environ.get("MEDALLION_SMTP_PORT", "1025"))
 class Stack:
     """The two local servers and the environment that points Airflow and dbt at them."""
 
-    def __init__(self, base: Path = LOCAL_DIR, source_port: int = SOURCE_PORT, warehouse_port: int = WAREHOUSE_PORT,
-                 smtp_port: int = SMTP_PORT):  # fmt: skip
+    def __init__(
+        self,
+        base: Path = LOCAL_DIR,
+        source_port: int = SOURCE_PORT,
+        warehouse_port: int = WAREHOUSE_PORT,
+        smtp_port: int = SMTP_PORT,
+    ):
         self.base = Path(base)
         self.source = LocalPostgres(self.base / "pg-source", source_port)
         self.warehouse = LocalPostgres(self.base / "pg-warehouse", warehouse_port)
@@ -127,9 +132,11 @@ def bronze_report(stack: Stack, since: datetime) -> str:
             n_src = src.execute(f'select count(*) from public."{table}"').fetchone()[0]
             n_live = wh.execute(f"""select count(*) from (select distinct on (id) _deleted_at
                                       from bronze_supabase."{table}" order by id, _cursor desc nulls last,
-                                      _loaded_at desc) t where _deleted_at is null""").fetchone()[0]  # fmt: skip
-            lines.append(f"{table:22} {rows:>12,} {rate or 0:>10,.0f} {n_src:>12,} {n_live:>12,}  "
-                         f"{'yes' if n_src == n_live else 'NO'}")  # fmt: skip
+                                      _loaded_at desc) t where _deleted_at is null""").fetchone()[0]
+            lines.append(
+                f"{table:22} {rows:>12,} {rate or 0:>10,.0f} {n_src:>12,} {n_live:>12,}  "
+                f"{'yes' if n_src == n_live else 'NO'}"
+            )
     return "\n".join(lines)
 
 
@@ -148,14 +155,24 @@ def demo(stack: Stack, scale: float) -> None:
     stack.migrate_airflow()
     started = datetime.now(UTC)
     interval_end = as_of
-    print(f"running bronze_supabase through Airflow for the interval "
-          f"[{interval_end - timedelta(hours=1):%Y-%m-%d %H:%M}, {interval_end:%H:%M}) UTC ...")  # fmt: skip
+    print(
+        f"running bronze_supabase through Airflow for the interval "
+        f"[{interval_end - timedelta(hours=1):%Y-%m-%d %H:%M}, {interval_end:%H:%M}) UTC ..."
+    )
     log = stack.base / "demo-bronze.log"
     with log.open("w") as fh:
         proc = subprocess.run(
-            [str(Path(sys.executable).with_name("airflow")), "dags", "test", "bronze_supabase", interval_end.isoformat()],
-            env={**os.environ, **stack.env()}, stdout=fh, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                str(Path(sys.executable).with_name("airflow")),
+                "dags",
+                "test",
+                "bronze_supabase",
+                interval_end.isoformat(),
+            ],
+            env={**os.environ, **stack.env()},
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     if proc.returncode != 0:
         sys.exit(f"bronze_supabase failed; see {log}")
     print(f"\nBronze load (Airflow log: {log})\n")

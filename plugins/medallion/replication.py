@@ -67,8 +67,10 @@ class BatchResult:
 
     def summary(self) -> str:
         window = f"[{_fmt(self.window_start)}, {_fmt(self.window_end)})"
-        return (f"{self.table}: {self.mode} {window} read {self.rows_read:,} rows, wrote {self.rows_written:,} "
-                f"in {self.seconds:.2f}s ({self.rows_per_s:,.0f} rows/s, {self.path})")  # fmt: skip
+        return (
+            f"{self.table}: {self.mode} {window} read {self.rows_read:,} rows, wrote {self.rows_written:,} "
+            f"in {self.seconds:.2f}s ({self.rows_per_s:,.0f} rows/s, {self.path})"
+        )
 
 
 def _fmt(ts: datetime | None) -> str:
@@ -103,16 +105,22 @@ def source_columns(src: psycopg.Connection, spec: TableSpec) -> list[Column]:
     names = {c.name for c in columns}
     for col in spec.primary_key:
         if col not in names:
-            raise ConfigError(f"primary key column {col!r} not found in source table {spec.source_schema}.{spec.name} "
-                              f"(declared at {spec.declared_at})")  # fmt: skip
+            raise ConfigError(
+                f"primary key column {col!r} not found in source table {spec.source_schema}.{spec.name} "
+                f"(declared at {spec.declared_at})"
+            )
     if spec.cursor:
         if spec.cursor not in names:
-            raise ConfigError(f"cursor column {spec.cursor!r} not found in source table {spec.source_schema}.{spec.name} "
-                              f"(declared at {spec.declared_at}; columns: {', '.join(sorted(names))})")  # fmt: skip
+            raise ConfigError(
+                f"cursor column {spec.cursor!r} not found in source table {spec.source_schema}.{spec.name} "
+                f"(declared at {spec.declared_at}; columns: {', '.join(sorted(names))})"
+            )
         ctype = next(c.type for c in columns if c.name == spec.cursor)
         if ctype not in CURSOR_TYPES:
-            raise ConfigError(f"cursor column {spec.name}.{spec.cursor} is {ctype}; it must be a timestamp or date "
-                              f"(declared at {spec.declared_at})")  # fmt: skip
+            raise ConfigError(
+                f"cursor column {spec.name}.{spec.cursor} is {ctype}; it must be a timestamp or date "
+                f"(declared at {spec.declared_at})"
+            )
     clash = names & set(METADATA_COLUMNS)
     if clash:
         raise ConfigError(f"source table {spec.name} has columns reserved for bronze metadata: {', '.join(clash)}")
@@ -174,18 +182,25 @@ def sync_bronze_schema(
         wh.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(spec.bronze_schema)))
         existing = bronze_columns(wh, spec)
         if existing is None:
-            cols = sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in src_cols)
-            wh.execute(sql.SQL(
-                "create table {bronze} ({cols}, "
-                "_loaded_at timestamptz not null default now(), "
-                "_batch_id text default current_setting('medallion.batch_id', true), "
-                "_cursor timestamptz, _deleted_at timestamptz)"
-            ).format(bronze=bronze, cols=cols))  # fmt: skip
+            cols = sql.SQL(", ").join(
+                sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in src_cols
+            )
+            wh.execute(
+                sql.SQL(
+                    "create table {bronze} ({cols}, "
+                    "_loaded_at timestamptz not null default now(), "
+                    "_batch_id text default current_setting('medallion.batch_id', true), "
+                    "_cursor timestamptz, _deleted_at timestamptz)"
+                ).format(bronze=bronze, cols=cols)
+            )
             # BRIN: near-free to maintain during COPY, and bronze is appended in cursor order, so it
             # narrows "rows at or after the window start" to a few block ranges. New ranges are
             # summarized by autovacuum (autosummarize), not inside the load's transaction.
-            wh.execute(sql.SQL("create index {} on {} using brin (_cursor) with (autosummarize = on)").format(
-                sql.Identifier(_brin_name(spec)), bronze))  # fmt: skip
+            wh.execute(
+                sql.SQL("create index {} on {} using brin (_cursor) with (autosummarize = on)").format(
+                    sql.Identifier(_brin_name(spec)), bronze
+                )
+            )
             changes.append(f"created {spec.qualified} with {len(src_cols)} columns")
             return {c.name: sql.Identifier(c.name) for c in src_cols}, changes
         have = {c.name: c.type for c in existing}
@@ -204,23 +219,27 @@ def sync_bronze_schema(
                 changes.append(f"widened column {col.name} from {old} to {col.type}")
                 exprs[col.name] = ident
             elif widens(col.type, old):
-                exprs[col.name] = sql.SQL("{}::{}").format(ident, sql.SQL(old))  # source narrowed: bronze keeps its type
+                exprs[col.name] = sql.SQL("{}::{}").format(
+                    ident, sql.SQL(old)
+                )  # source narrowed: bronze keeps its type
             else:
                 raise SchemaDriftError(
                     f"schema drift in {spec.qualified}.{col.name}: source type changed from {old} to {col.type}, "
                     f"which bronze cannot hold; alter {spec.qualified}.{col.name} by hand, then re-run"
                 )
         for gone in set(have) - {c.name for c in src_cols}:
-            log.warning("%s: column %s no longer exists in the source; bronze keeps it (NULL from now on)",
-                        spec.qualified, gone)  # fmt: skip
+            log.warning(
+                "%s: column %s no longer exists in the source; bronze keeps it (NULL from now on)", spec.qualified, gone
+            )
     return exprs, changes
 
 
 # --- copy -------------------------------------------------------------------------------------
 
 
-def copy_stream(src: psycopg.Connection, wh: psycopg.Connection, select: sql.Composable,
-                target: sql.Composable, label: str) -> int:  # fmt: skip
+def copy_stream(
+    src: psycopg.Connection, wh: psycopg.Connection, select: sql.Composable, target: sql.Composable, label: str
+) -> int:
     """Stream `COPY (select) TO STDOUT` from the source into `COPY target FROM STDIN`, binary.
 
     Blocks are forwarded as libpq hands them over, never parsed into Python rows, so memory stays
@@ -239,8 +258,12 @@ def copy_stream(src: psycopg.Connection, wh: psycopg.Connection, select: sql.Com
                         cout.write(buffer)
                         buffer = bytearray()
                         if (now := time.monotonic()) - last >= PROGRESS_EVERY_S:
-                            log.info("%s: %s rows copied so far (%s rows/s)", label, f"{blocks:,}",
-                                     f"{blocks / (now - t0):,.0f}")  # fmt: skip
+                            log.info(
+                                "%s: %s rows copied so far (%s rows/s)",
+                                label,
+                                f"{blocks:,}",
+                                f"{blocks / (now - t0):,.0f}",
+                            )
                             last = now
                 if buffer:
                     cout.write(buffer)
@@ -249,16 +272,20 @@ def copy_stream(src: psycopg.Connection, wh: psycopg.Connection, select: sql.Com
     return rows
 
 
-def _select_sql(spec: TableSpec, exprs: dict[str, sql.Composable], start: datetime | None,
-                end: datetime | None) -> sql.Composable:  # fmt: skip
-    cursor = sql.SQL("{}::timestamptz").format(sql.Identifier(spec.cursor)) if spec.cursor else sql.SQL("null::timestamptz")
+def _select_sql(
+    spec: TableSpec, exprs: dict[str, sql.Composable], start: datetime | None, end: datetime | None
+) -> sql.Composable:
+    cursor = (
+        sql.SQL("{}::timestamptz").format(sql.Identifier(spec.cursor)) if spec.cursor else sql.SQL("null::timestamptz")
+    )
     where = []
     if spec.cursor and start is not None:
         where.append(sql.SQL("{} >= {}").format(sql.Identifier(spec.cursor), sql.Literal(start)))
     if spec.cursor and end is not None:
         where.append(sql.SQL("{} < {}").format(sql.Identifier(spec.cursor), sql.Literal(end)))
     query = sql.SQL("select {cols}, {cursor} from {table}").format(
-        cols=sql.SQL(", ").join(exprs.values()), cursor=cursor, table=sql.Identifier(spec.source_schema, spec.name))
+        cols=sql.SQL(", ").join(exprs.values()), cursor=cursor, table=sql.Identifier(spec.source_schema, spec.name)
+    )
     if where:
         query = sql.SQL("{} where {}").format(query, sql.SQL(" and ").join(where))
     return query
@@ -266,7 +293,8 @@ def _select_sql(spec: TableSpec, exprs: dict[str, sql.Composable], start: dateti
 
 def _pk_match(spec: TableSpec, left: str, right: str) -> sql.Composable:
     return sql.SQL(" and ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(left, c), sql.Identifier(right, c)) for c in spec.primary_key)
+        sql.SQL("{} = {}").format(sql.Identifier(left, c), sql.Identifier(right, c)) for c in spec.primary_key
+    )
 
 
 # --- windows and ledger -----------------------------------------------------------------------
@@ -289,8 +317,14 @@ def load_bounds(wh: psycopg.Connection, spec: TableSpec) -> tuple[datetime | Non
     return row[0], row[1]
 
 
-def plan_window(spec: TableSpec, loaded_until: datetime | None, interval_start: datetime | None,
-                interval_end: datetime | None, full_refresh: bool, now: datetime) -> tuple[str, datetime | None, datetime | None]:  # fmt: skip
+def plan_window(
+    spec: TableSpec,
+    loaded_until: datetime | None,
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    full_refresh: bool,
+    now: datetime,
+) -> tuple[str, datetime | None, datetime | None]:
     """(mode, window start, window end) for one run. A None start means all history.
 
     Scheduled runs read their data interval minus the lookback. A table never loaded before takes
@@ -308,26 +342,56 @@ def plan_window(spec: TableSpec, loaded_until: datetime | None, interval_start: 
     return "incremental", start, interval_end
 
 
-def _record(wh: psycopg.Connection, result: BatchResult, spec: TableSpec, status: str, started: datetime,
-            interval: tuple[datetime | None, datetime | None], run: dict, error: str | None = None) -> None:  # fmt: skip
+def _record(
+    wh: psycopg.Connection,
+    result: BatchResult,
+    spec: TableSpec,
+    status: str,
+    started: datetime,
+    interval: tuple[datetime | None, datetime | None],
+    run: dict,
+    error: str | None = None,
+) -> None:
     wh.execute(
         f"""insert into {OPS_SCHEMA}.replication_batches
               (batch_id, source, table_name, mode, interval_start, interval_end, window_start, window_end,
                rows_read, rows_written, seconds, status, error, dag_id, run_id, started_at)
             values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-        (result.batch_id, spec.source, spec.name, result.mode, interval[0], interval[1], result.window_start,
-         result.window_end, result.rows_read, result.rows_written, result.seconds, status, error,
-         run.get("dag_id"), run.get("run_id"), started),
-    )  # fmt: skip
+        (
+            result.batch_id,
+            spec.source,
+            spec.name,
+            result.mode,
+            interval[0],
+            interval[1],
+            result.window_start,
+            result.window_end,
+            result.rows_read,
+            result.rows_written,
+            result.seconds,
+            status,
+            error,
+            run.get("dag_id"),
+            run.get("run_id"),
+            started,
+        ),
+    )
 
 
 # --- the loads --------------------------------------------------------------------------------
 
 
-def replicate(spec: TableSpec, src: psycopg.Connection, wh: psycopg.Connection, *,
-              interval_start: datetime | None = None, interval_end: datetime | None = None,
-              full_refresh: bool = False, run: dict | None = None,
-              now: datetime | None = None) -> BatchResult:  # fmt: skip
+def replicate(
+    spec: TableSpec,
+    src: psycopg.Connection,
+    wh: psycopg.Connection,
+    *,
+    interval_start: datetime | None = None,
+    interval_end: datetime | None = None,
+    full_refresh: bool = False,
+    run: dict | None = None,
+    now: datetime | None = None,
+) -> BatchResult:
     """Load one table for one run. All or nothing: data and ledger row commit together."""
     run = run or {}
     started = datetime.now(UTC)
@@ -347,30 +411,48 @@ def replicate(spec: TableSpec, src: psycopg.Connection, wh: psycopg.Connection, 
             # one load per bronze table at a time (overlapping backfills, retries), then plan under the lock
             wh.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"medallion:{spec.qualified}",))
             loaded_until, cursor_bound = load_bounds(wh, spec)
-            mode, start, end = plan_window(spec, loaded_until, interval_start, interval_end, full_refresh,
-                                           now or started)  # fmt: skip
+            mode, start, end = plan_window(
+                spec, loaded_until, interval_start, interval_end, full_refresh, now or started
+            )
             result.mode, result.window_start, result.window_end = mode, start, end
             select = _select_sql(spec, exprs, start, end)
             label = f"{spec.qualified} {_fmt(start)}..{_fmt(end)}"
-            log.info("%s: %s load of %s.%s, window [%s, %s)", spec.qualified, mode, spec.source_schema, spec.name,
-                     _fmt(start), _fmt(end))  # fmt: skip
+            log.info(
+                "%s: %s load of %s.%s, window [%s, %s)",
+                spec.qualified,
+                mode,
+                spec.source_schema,
+                spec.name,
+                _fmt(start),
+                _fmt(end),
+            )
             direct = (start is not None and cursor_bound is not None and cursor_bound <= start) or (
-                cursor_bound is None and not _has_rows(wh, bronze))
+                cursor_bound is None and not _has_rows(wh, bronze)
+            )
             if mode == "incremental" and direct:
                 result.path = "direct"
                 result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label)
                 result.rows_written = result.rows_read
             else:
                 stage = sql.Identifier(f"_stage_{spec.name}")
-                wh.execute(sql.SQL("create temp table {} on commit drop as select {}, _cursor from {} with no data")
-                           .format(stage, columns, bronze))  # fmt: skip
+                wh.execute(
+                    sql.SQL("create temp table {} on commit drop as select {}, _cursor from {} with no data").format(
+                        stage, columns, bronze
+                    )
+                )
                 result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(stage, target_cols), label)
                 wh.execute(sql.SQL("analyze {}").format(stage))
                 if mode == "incremental":
                     result.path = "staged"
-                    result.rows_written = wh.execute(_template("insert_new_versions").format(
-                        bronze=bronze, stage=stage, columns=columns, pk_match=_pk_match(spec, "b", "s"),
-                        window_start=sql.Literal(start or datetime.min.replace(tzinfo=UTC)))).rowcount  # fmt: skip
+                    result.rows_written = wh.execute(
+                        _template("insert_new_versions").format(
+                            bronze=bronze,
+                            stage=stage,
+                            columns=columns,
+                            pk_match=_pk_match(spec, "b", "s"),
+                            window_start=sql.Literal(start or datetime.min.replace(tzinfo=UTC)),
+                        )
+                    ).rowcount
                 else:
                     result.path = "snapshot"
                     wh.execute(_template("replace_snapshot").format(bronze=bronze, stage=stage, columns=columns))
@@ -411,8 +493,9 @@ def _record_failure(wh, result, spec, started, interval, run, exc) -> None:
         log.exception("could not record the failed batch %s in the ledger", result.batch_id)
 
 
-def reconcile_deletes(spec: TableSpec, src: psycopg.Connection, wh: psycopg.Connection,
-                      run: dict | None = None) -> BatchResult:  # fmt: skip
+def reconcile_deletes(
+    spec: TableSpec, src: psycopg.Connection, wh: psycopg.Connection, run: dict | None = None
+) -> BatchResult:
     """Tombstone the bronze keys whose rows were hard-deleted in the source."""
     run = run or {}
     started = datetime.now(UTC)
@@ -427,17 +510,27 @@ def reconcile_deletes(spec: TableSpec, src: psycopg.Connection, wh: psycopg.Conn
             wh.execute("select set_config('medallion.batch_id', %s, true)", (result.batch_id,))
             wh.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"medallion:{spec.qualified}",))
             if bronze_columns(wh, spec) is None:
-                raise ConfigError(f"{spec.qualified} does not exist yet: run the bronze load before reconciling deletes")
-            wh.execute(sql.SQL("create temp table {} on commit drop as select {} from {} with no data")
-                       .format(keys, pk, bronze))  # fmt: skip
+                raise ConfigError(
+                    f"{spec.qualified} does not exist yet: run the bronze load before reconciling deletes"
+                )
+            wh.execute(
+                sql.SQL("create temp table {} on commit drop as select {} from {} with no data").format(
+                    keys, pk, bronze
+                )
+            )
             select = sql.SQL("select {} from {}").format(pk, sql.Identifier(spec.source_schema, spec.name))
             result.rows_read = copy_stream(src, wh, select, keys, f"{spec.qualified} keys")
             wh.execute(sql.SQL("analyze {}").format(keys))
             wh.execute(sql.SQL("analyze {}").format(bronze))  # a bad estimate here means a nested loop over all keys
-            result.rows_written = wh.execute(_template("insert_tombstones").format(
-                bronze=bronze, pk_columns=pk, source_keys=keys, key_match=_pk_match(spec, "k", "latest"),
-                latest_pk=sql.SQL(", ").join(sql.Identifier("latest", c) for c in spec.primary_key),
-            )).rowcount  # fmt: skip
+            result.rows_written = wh.execute(
+                _template("insert_tombstones").format(
+                    bronze=bronze,
+                    pk_columns=pk,
+                    source_keys=keys,
+                    key_match=_pk_match(spec, "k", "latest"),
+                    latest_pk=sql.SQL(", ").join(sql.Identifier("latest", c) for c in spec.primary_key),
+                )
+            ).rowcount
             result.seconds = time.monotonic() - t0
             _record(wh, result, spec, "success", started, (None, None), run)
     except Exception as exc:
@@ -446,6 +539,11 @@ def reconcile_deletes(spec: TableSpec, src: psycopg.Connection, wh: psycopg.Conn
         if isinstance(exc, ConfigError):
             raise
         raise ReplicationError(f"{spec.qualified}: delete reconciliation failed: {_first_line(exc)}") from exc
-    log.info("%s: %s source keys, %s hard deletes tombstoned in %.2fs", spec.qualified, f"{result.rows_read:,}",
-             f"{result.rows_written:,}", result.seconds)  # fmt: skip
+    log.info(
+        "%s: %s source keys, %s hard deletes tombstoned in %.2fs",
+        spec.qualified,
+        f"{result.rows_read:,}",
+        f"{result.rows_written:,}",
+        result.seconds,
+    )
     return result
