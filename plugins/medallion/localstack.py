@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("env", help="print `export` lines for this stack")
     d = sub.add_parser("demo", help="seed, run the pipeline through Airflow, print the results")
     d.add_argument("--scale", type=float, default=1.0)
-    sub.add_parser("airflow", help="run Airflow standalone (api-server, scheduler, dag-processor, triggerer)")
+    sub.add_parser("airflow", help="run Airflow (api-server, scheduler, dag-processor, triggerer) on the stack")
     args = ap.parse_args(argv)
     stack = Stack()
     if args.cmd == "up":
@@ -206,11 +206,23 @@ def main(argv: list[str] | None = None) -> None:
     elif args.cmd == "demo":
         demo(stack, args.scale)
     elif args.cmd == "airflow":
+        from medallion.liveairflow import LiveAirflow
+
         stack.up()
         seed_if_empty(stack, demo_source.floor_hour(datetime.now(UTC)))
-        stack.migrate_airflow()
-        print("Airflow UI: http://localhost:8080 (login printed by `airflow standalone` below)")
-        stack.airflow("standalone", check=False)
+        live = LiveAirflow(stack, port=int(os.environ.get("MEDALLION_AIRFLOW_PORT", "8080")))
+        print("starting api-server, scheduler, dag-processor, triggerer ...")
+        live.start()
+        print(f"Airflow UI: {live.url}  login: {live.user} / {live.password}  (logs: {live.home / 'logs'})")
+        print("Ctrl-C stops every Airflow process (the Postgres servers keep running: `make down`)")
+        try:
+            while all(p.poll() is None for p in live.procs.values()):
+                time.sleep(2)
+            print("an Airflow process exited; stopping the others", file=sys.stderr)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            live.stop()
 
 
 if __name__ == "__main__":

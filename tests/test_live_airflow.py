@@ -1,0 +1,110 @@
+"""A real running Airflow (api-server, scheduler, dag-processor, triggerer) driven through its REST API."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from medallion import config, demo_source
+from medallion.liveairflow import AirflowStartError, LiveAirflow
+
+pytestmark = pytest.mark.slow
+NOW = demo_source.floor_hour(datetime.now(UTC))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def live(airflow_db):
+    stack = airflow_db
+    with psycopg.connect(stack.source.uri("postgres"), autocommit=True) as conn:
+        conn.execute("drop database if exists source with (force)")
+        conn.execute("create database source")
+    with psycopg.connect(stack.warehouse.uri("postgres"), autocommit=True) as conn:
+        conn.execute("drop database if exists warehouse with (force)")
+        conn.execute("create database warehouse")
+    with psycopg.connect(stack.source.uri("source")) as conn:
+        demo_source.seed(conn, NOW, scale=0.3)
+    # one scheduled interval since the start date, so unpausing does not start a long catchup
+    airflow = LiveAirflow(
+        stack, port=_free_port(), env={"MEDALLION_START_DATE": (NOW - timedelta(hours=1)).isoformat()}
+    )
+    airflow.start()
+    yield airflow
+    pids = [p.pid for p in airflow.procs.values()]
+    airflow.stop()
+    for pid in pids:  # nothing left behind
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(2)
+    raise TimeoutError(what)
+
+
+def test_dag_processor_parses_every_dag_without_errors(live):
+    files = {p.stem for p in (config.ROOT / "dags").glob("*.py")}
+    wait_until(lambda: files <= {d["dag_id"] for d in live.api("GET", "/dags")["dags"]}, 120,
+               f"dag-processor did not register {files}")  # fmt: skip
+    assert live.api("GET", "/importErrors")["total_entries"] == 0
+
+
+def test_trigger_bronze_with_params_through_the_rest_api(live):
+    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
+    run = live.api("POST", "/dags/bronze_supabase/dagRuns",
+                   json={"logical_date": None, "conf": {"tables": ["plans", "users"]}})  # fmt: skip
+    assert live.wait_for_run("bronze_supabase", run["dag_run_id"]) == "success"
+    with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh, \
+            psycopg.connect(live.stack.source.uri("source")) as src:  # fmt: skip
+        loaded = dict(wh.execute(
+            "select table_name, sum(rows_written) from ops.replication_batches where run_id = %s group by 1",
+            (run["dag_run_id"],)).fetchall())  # fmt: skip
+        assert set(loaded) == {"plans", "users"}
+        for table in loaded:
+            assert wh.execute(f"select count(*) from bronze_supabase.{table}").fetchone()[0] == src.execute(
+                f"select count(*) from public.{table}").fetchone()[0]  # fmt: skip
+
+
+def test_backfill_of_a_two_day_range_succeeds(live):
+    start = NOW - timedelta(days=3)
+    backfill = live.api("POST", "/backfills", json={
+        "dag_id": "bronze_supabase", "from_date": start.isoformat(), "to_date": (start + timedelta(days=2)).isoformat(),
+        "max_active_runs": 4, "dag_run_conf": {"tables": ["plans"]}, "reprocess_behavior": "none",
+    })  # fmt: skip
+
+    def finished():
+        b = live.api("GET", f"/backfills/{backfill['id']}")
+        return b if b.get("completed_at") else None
+
+    wait_until(finished, 1200, "backfill did not complete")
+    runs = live.api("GET", "/dags/bronze_supabase/dagRuns", params={"run_type": "backfill", "limit": 100})["dag_runs"]
+    assert len(runs) >= 48 and {r["state"] for r in runs} == {"success"}
+    with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh:
+        covered = wh.execute(
+            "select min(interval_start), max(interval_end), count(*) from ops.replication_batches "
+            "where table_name = 'plans' and status = 'success' and run_id like 'backfill%%'"
+        ).fetchone()
+    assert covered[0] <= start and covered[1] >= start + timedelta(days=2) and covered[2] == len(runs)
+
+
+def test_a_taken_port_is_a_clear_error(airflow_db):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with pytest.raises(AirflowStartError, match=f"port {port} is already taken"):
+            LiveAirflow(airflow_db, port=port).start()
