@@ -3,40 +3,72 @@
 -- organization-month (fct_monthly_revenue). They must agree wherever they meet.
 with
 
+v_mrr as (
+
+    select * from {{ ref('v_mrr') }}
+
+),
+
+growth as (
+
+    select * from {{ ref('fct_growth_daily') }}
+
+),
+
+revenue as (
+
+    select * from {{ ref('fct_monthly_revenue') }}
+
+),
+
 by_day as (
 
     select
-        v_mrr.date_day,
+        'day' as grain,
+        v_mrr.date_day as period_start,
         v_mrr.mrr_cents as spine_mrr_cents,
-        growth.mrr_cents as growth_mrr_cents
-    from {{ ref('v_mrr') }} as v_mrr
-    inner join {{ ref('fct_growth_daily') }} as growth
+        growth.mrr_cents as other_mrr_cents
+    from v_mrr
+    inner join growth
         on v_mrr.date_day = growth.date_day
 
 ),
 
-by_month_end as (
+month_ends as (
 
     select
         revenue.revenue_month,
         sum(revenue.mrr_cents) as monthly_mrr_cents,
-        max(v_mrr.mrr_cents) as spine_mrr_cents
-    from {{ ref('fct_monthly_revenue') }} as revenue
-    inner join {{ ref('v_mrr') }} as v_mrr
-        on v_mrr.date_day = least(
+        least(
             (revenue.revenue_month + interval '1 month' - interval '1 day')::date,
-            (select max(date_day) from {{ ref('v_mrr') }})
-        )
+            (select max(v_mrr.date_day) from v_mrr)
+        ) as measured_on
+    from revenue
     group by revenue.revenue_month
+
+),
+
+by_month as (
+
+    select
+        'month' as grain,
+        month_ends.revenue_month as period_start,
+        v_mrr.mrr_cents as spine_mrr_cents,
+        month_ends.monthly_mrr_cents as other_mrr_cents
+    from month_ends
+    inner join v_mrr
+        on month_ends.measured_on = v_mrr.date_day
+
+),
+
+final as (
+
+    select * from by_day
+    where spine_mrr_cents <> other_mrr_cents
+    union all
+    select * from by_month
+    where spine_mrr_cents <> other_mrr_cents
 
 )
 
-select 'day' as grain, date_day::text as period, spine_mrr_cents, growth_mrr_cents as other_mrr_cents
-from by_day
-where spine_mrr_cents <> growth_mrr_cents
-
-union all
-
-select 'month', revenue_month::text, spine_mrr_cents, monthly_mrr_cents
-from by_month_end
-where spine_mrr_cents <> monthly_mrr_cents
+select * from final

@@ -29,7 +29,7 @@ member_counts as (
     select
         organization_id,
         count(*) filter (where not is_deleted) as member_count,
-        count(*) filter (where not is_deleted and role in ('owner', 'admin')) as admin_count
+        count(*) filter (where not is_deleted and member_role in ('owner', 'admin')) as admin_count
     from members
     group by organization_id
 

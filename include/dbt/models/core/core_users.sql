@@ -19,12 +19,12 @@ ranked_memberships as (
     select
         user_id,
         organization_id,
-        role,
+        member_role,
         count(*) over (partition by user_id) as organization_count,
         row_number() over (
             partition by user_id
             order by
-                case role when 'owner' then 1 when 'admin' then 2 when 'member' then 3 else 4 end,
+                case member_role when 'owner' then 1 when 'admin' then 2 when 'member' then 3 else 4 end,
                 created_at,
                 organization_id
         ) as membership_rank
@@ -50,7 +50,7 @@ final as (
         users.email,
         users.email_domain,
         users.full_name,
-        primary_membership.role as primary_role,
+        primary_membership.member_role as primary_role,
         coalesce(primary_membership.organization_count, 0) as organization_count,
         users.is_deleted,
 

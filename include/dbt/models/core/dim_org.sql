@@ -26,8 +26,8 @@ current_subscription as (
         select
             subscriptions.*,
             row_number() over (
-                partition by organization_id
-                order by started_at desc, subscription_id
+                partition by subscriptions.organization_id
+                order by subscriptions.started_at desc, subscriptions.subscription_id asc
             ) as subscription_rank
         from subscriptions
     ) as ranked

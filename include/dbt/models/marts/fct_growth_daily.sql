@@ -38,7 +38,7 @@ bounds as (
 
 calendar as (
 
-    select day::date as date_day
+    select series.day::date as date_day
     from bounds
     cross join lateral generate_series(bounds.first_day, bounds.reporting_end_date, interval '1 day')
         as series (day)
@@ -47,26 +47,32 @@ calendar as (
 
 signups as (
 
-    select signup_date as date_day, count(*) as new_organizations
+    select
+        signup_date as date_day,
+        count(*) as new_organizations
     from organizations
-    group by 1
+    group by signup_date
 
 ),
 
 user_signups as (
 
-    select signup_date as date_day, count(*) as new_users
+    select
+        signup_date as date_day,
+        count(*) as new_users
     from users
-    group by 1
+    group by signup_date
 
 ),
 
 activations as (
 
-    select {{ utc_date('first_session_at') }} as date_day, count(*) as activated_organizations
+    select
+        {{ utc_date('first_session_at') }} as date_day,
+        count(*) as activated_organizations
     from organizations
     where first_session_at is not null
-    group by 1
+    group by {{ utc_date('first_session_at') }}
 
 ),
 
@@ -78,25 +84,29 @@ activity as (
         count(*) filter (where is_active_7d) as active_organizations_7d,
         count(*) filter (where is_active_30d) as active_organizations_30d
     from daily_sessions
-    group by 1
+    group by session_date
 
 ),
 
 paid_starts as (
 
-    select mrr_start_date as date_day, count(*) as new_paid_subscriptions
+    select
+        mrr_start_date as date_day,
+        count(*) as new_paid_subscriptions
     from subscriptions
     where mrr_cents > 0 and mrr_start_date is not null
-    group by 1
+    group by mrr_start_date
 
 ),
 
 paid_ends as (
 
-    select mrr_end_date as date_day, count(*) as churned_paid_subscriptions
+    select
+        mrr_end_date as date_day,
+        count(*) as churned_paid_subscriptions
     from subscriptions
     where mrr_cents > 0 and mrr_end_date is not null
-    group by 1
+    group by mrr_end_date
 
 ),
 
@@ -105,8 +115,9 @@ mrr as (
     select
         calendar.date_day,
         coalesce(sum(subscriptions.mrr_cents), 0) as mrr_cents,
-        count(distinct subscriptions.organization_id)
-            filter (where subscriptions.mrr_cents > 0) as paying_organizations
+        count(distinct subscriptions.organization_id) filter (
+            where subscriptions.mrr_cents > 0
+        ) as paying_organizations
     from calendar
     left join subscriptions
         on {{ mrr_counts_on('calendar.date_day') }}

@@ -83,7 +83,7 @@ invoiced as (
         sum(amount_due_cents) as invoiced_cents
     from invoices
     where status not in ('draft', 'void') and issued_at is not null
-    group by 1, 2
+    group by organization_id, {{ month_start(utc_date('issued_at')) }}
 
 ),
 
@@ -95,7 +95,7 @@ collected as (
         sum(amount_paid_cents) as collected_cents
     from invoices
     where paid_at is not null
-    group by 1, 2
+    group by organization_id, {{ month_start(utc_date('paid_at')) }}
 
 ),
 
@@ -107,7 +107,7 @@ metered as (
         sum(quantity) as metered_browser_minutes
     from usage
     where metric = 'browser_minutes'
-    group by 1, 2
+    group by organization_id, {{ month_start('usage_date') }}
 
 ),
 

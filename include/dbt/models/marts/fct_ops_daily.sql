@@ -33,7 +33,12 @@ api_keys as (
 calendar as (
 
     select series.day::date as date_day
-    from (select min(run_date) as first_day, max(run_date) as last_day from runs) as bounds
+    from (
+        select
+            min(run_date) as first_day,
+            max(run_date) as last_day
+        from runs
+    ) as bounds
     cross join lateral generate_series(bounds.first_day, bounds.last_day, interval '1 day')
         as series (day)
 
@@ -56,11 +61,13 @@ billing as (
     select
         calendar.date_day,
         count(*) filter (where invoice_days.issued_date = calendar.date_day) as invoices_issued,
-        coalesce(sum(invoice_days.amount_due_cents)
-            filter (where invoice_days.issued_date = calendar.date_day), 0) as invoiced_cents,
+        coalesce(
+            sum(invoice_days.amount_due_cents) filter (where invoice_days.issued_date = calendar.date_day), 0
+        ) as invoiced_cents,
         count(*) filter (where invoice_days.paid_date = calendar.date_day) as invoices_paid,
-        coalesce(sum(invoice_days.amount_paid_cents)
-            filter (where invoice_days.paid_date = calendar.date_day), 0) as collected_cents,
+        coalesce(
+            sum(invoice_days.amount_paid_cents) filter (where invoice_days.paid_date = calendar.date_day), 0
+        ) as collected_cents,
         -- outstanding at the end of the day: issued by then and not paid by then
         count(*) filter (
             where invoice_days.issued_date <= calendar.date_day
@@ -72,7 +79,7 @@ billing as (
         ), 0) as outstanding_cents
     from calendar
     left join invoice_days
-        on invoice_days.issued_date <= calendar.date_day
+        on calendar.date_day >= invoice_days.issued_date
     group by calendar.date_day
 
 ),
@@ -91,14 +98,16 @@ keys as (
         ) as active_api_keys
     from calendar
     left join api_keys
-        on {{ utc_date('api_keys.created_at') }} <= calendar.date_day
+        on calendar.date_day >= {{ utc_date('api_keys.created_at') }}
     group by calendar.date_day
 
 ),
 
 metered as (
 
-    select usage_date as date_day, sum(quantity) as metered_browser_minutes
+    select
+        usage_date as date_day,
+        sum(quantity) as metered_browser_minutes
     from usage
     where metric = 'browser_minutes'
     group by usage_date

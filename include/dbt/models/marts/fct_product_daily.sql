@@ -19,7 +19,12 @@ events as (
 calendar as (
 
     select series.day::date as date_day
-    from (select min(run_date) as first_day, max(run_date) as last_day from runs) as bounds
+    from (
+        select
+            min(run_date) as first_day,
+            max(run_date) as last_day
+        from runs
+    ) as bounds
     cross join lateral generate_series(bounds.first_day, bounds.last_day, interval '1 day')
         as series (day)
 

@@ -26,7 +26,9 @@ organization_months as (
 
 cohort_sizes as (
 
-    select cohort_month, count(distinct organization_id) as cohort_size
+    select
+        cohort_month,
+        count(distinct organization_id) as cohort_size
     from spine
     group by cohort_month
 
@@ -39,8 +41,10 @@ final as (
         organization_months.cohort_month,
         organization_months.activity_month,
         (
-            (extract(year from organization_months.activity_month)
-                - extract(year from organization_months.cohort_month)) * 12
+            (
+                extract(year from organization_months.activity_month)
+                - extract(year from organization_months.cohort_month)
+            ) * 12
             + extract(month from organization_months.activity_month)
             - extract(month from organization_months.cohort_month)
         )::int as months_since_signup,

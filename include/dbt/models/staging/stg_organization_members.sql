@@ -15,7 +15,7 @@ final as (
         user_id,
 
         -- attributes
-        lower(trim(role)) as role,
+        lower(trim(role)) as member_role,
 
         -- soft delete
         deleted_at,
