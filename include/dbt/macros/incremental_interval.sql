@@ -48,27 +48,28 @@
     {{ return(is_incremental() and (var('interval_start', none) or var('interval_end', none))) }}
 {%- endmacro %}
 
-{# Predicate on bronze rows touched by the interval (see the header). #}
-{% macro touched_in_interval(bronze) -%}
+{# Predicate: versions (live rows) with _cursor in [start - lookback, end). #}
+{% macro versions_in_interval(bronze) -%}
     {%- set iv = run_interval(bronze) -%}
-    {%- set since = (iv.start ~ " - interval '" ~ iv.lookback_minutes ~ " minutes'") if iv.start else none -%}
-    (
-        (
-            _deleted_at is null
-            {%- if since %}
-            and _cursor >= {{ since }}
-            {%- endif %}
-            {%- if iv.end %}
-            and _cursor < {{ iv.end }}
-            {%- endif %}
-        )
-        or (
-            _deleted_at is not null
-            {%- if since %}
-            and greatest(_cursor, _deleted_at) >= {{ since }}
-            {%- endif %}
-        )
-    )
+    {%- set conditions = ['_deleted_at is null'] -%}
+    {%- if iv.start -%}
+        {%- do conditions.append("_cursor >= " ~ iv.start ~ " - interval '" ~ iv.lookback_minutes ~ " minutes'") -%}
+    {%- endif -%}
+    {%- if iv.end -%}
+        {%- do conditions.append("_cursor < " ~ iv.end) -%}
+    {%- endif -%}
+    ({{ conditions | join(' and ') }})
+{%- endmacro %}
+
+{# Predicate: tombstones stamped at or after start - lookback (no upper bound, see the header). #}
+{% macro tombstones_in_reach(bronze) -%}
+    {%- set iv = run_interval(bronze) -%}
+    {%- set conditions = ['_deleted_at is not null'] -%}
+    {%- if iv.start -%}
+        {%- do conditions.append("greatest(_cursor, _deleted_at) >= " ~ iv.start
+            ~ " - interval '" ~ iv.lookback_minutes ~ " minutes'") -%}
+    {%- endif -%}
+    ({{ conditions | join(' and ') }})
 {%- endmacro %}
 
 {#
@@ -80,7 +81,8 @@
     where {{ key_column }} in (
         select touched.{{ bronze_key }}
         from {{ bronze }} as touched
-        where {{ touched_in_interval(bronze) | indent(8) }}
+        where {{ versions_in_interval(bronze) }}
+            or {{ tombstones_in_reach(bronze) }}
     )
     {%- endif -%}
 {%- endmacro %}
@@ -91,11 +93,16 @@
 #}
 {% macro delete_dropped_keys(key_column, bronze, bronze_key='id') -%}
     {%- if is_incremental() -%}
-    {%- set where = "_deleted_at is not null and " ~ touched_in_interval(bronze) -%}
+    {%- set tombstoned_keys -%}
+        {{ bronze_key }} in (
+            select tombstones.{{ bronze_key }}
+            from {{ bronze }} as tombstones
+            where {{ tombstones_in_reach(bronze) }}
+        )
+    {%- endset -%}
     delete from {{ this }} as target
     using (
-        {{ latest_versions(bronze, [bronze_key],
-               where=bronze_key ~ " in (select " ~ bronze_key ~ " from " ~ bronze ~ " where " ~ where ~ ")") | indent(8) }}
+        {{ latest_versions(bronze, [bronze_key], where=tombstoned_keys) }}
     ) as latest
     where latest._deleted_at is not null
       and target.{{ key_column }} = latest.{{ bronze_key }}
