@@ -1,0 +1,478 @@
+"""On-call emails: compose them (plain text and HTML, phone first) and send them through Airflow's SMTP connection.
+
+One email per problem, each with the facts first and the command that fixes it:
+- a task failed after its last retry: `on_task_failure`, every DAG's on_failure_callback (dagkit);
+- tables went stale, got worse or recovered: `freshness_email`, sent by `freshness.check()`;
+- a run missed its deadline: `on_deadline_missed`, the DeadlineAlert callback (run by the triggerer).
+
+Recipients: Airflow Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS (comma-separated), read
+when sending, never at parse time. Mail goes out with providers-smtp's SmtpNotifier over the
+connection `smtp_default` (config.SMTP_CONN_ID). Heavy imports stay inside functions: DAG files
+import this module for its callbacks.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from medallion import config
+
+if TYPE_CHECKING:
+    from medallion.freshness import Change, TableFreshness
+
+log = logging.getLogger(__name__)
+
+PREFIX = "[medallion]"
+RECIPIENTS_VARIABLE = "alert_emails"
+RECIPIENTS_ENV = "MEDALLION_ALERT_EMAILS"
+
+
+# --- the message model: one structure, rendered as text and as HTML ---------------------------
+
+
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    text: str
+    html: str
+
+
+@dataclass
+class Item:
+    headline: str
+    lines: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Doc:
+    """An alert's content, key facts first; rendered into both bodies so they state the same facts."""
+
+    lead: str
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    sections: list[tuple[str, list[Item]]] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    footer: str = ""
+
+    def email(self, subject: str) -> Email:
+        return Email(subject=subject, text=self.text(), html=self.html())
+
+    def text(self) -> str:
+        out = [self.lead, ""]
+        if self.facts:
+            out += [f"{label}: {value}" for label, value in self.facts] + [""]
+        for title, items in self.sections:
+            out.append(f"{title}:")
+            for item in items:
+                out.append(f"- {item.headline}")
+                out += [f"  {line}" for line in item.lines]
+            out.append("")
+        if self.steps:
+            out.append("What to do:")
+            out += [f"{n}. {step}" for n, step in enumerate(self.steps, 1)]
+            out += [f"   {command}" for command in self.commands]
+            out.append("")
+        if self.footer:
+            out.append(self.footer)
+        return "\n".join(out).rstrip() + "\n"
+
+    def html(self) -> str:
+        e = html.escape
+        parts = [
+            '<!doctype html><html><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+            '<body style="margin:0;padding:12px;max-width:640px;font-family:-apple-system,Segoe UI,Roboto,'
+            'Helvetica,Arial,sans-serif;font-size:15px;line-height:1.45;color:#1a1a1a">',
+            f'<p style="font-size:17px;margin:0 0 12px"><strong>{e(self.lead)}</strong></p>',
+        ]
+        if self.facts:
+            lines = [f"<b>{e(label)}:</b> {_html_value(value)}" for label, value in self.facts]
+            parts.append(f'<p style="margin:0 0 12px">{"<br>".join(lines)}</p>')
+        for title, items in self.sections:
+            parts.append(f'<p style="margin:12px 0 4px"><b>{e(title)}</b></p><ul style="margin:0;padding-left:20px">')
+            for item in items:
+                body = "".join(f"<br>{e(line)}" for line in item.lines)
+                parts.append(f'<li style="margin-bottom:6px"><b>{e(item.headline)}</b>{body}</li>')
+            parts.append("</ul>")
+        if self.steps:
+            parts.append('<p style="margin:12px 0 4px"><b>What to do</b></p><ol style="margin:0;padding-left:20px">')
+            parts += [f"<li>{e(step)}</li>" for step in self.steps]
+            parts.append("</ol>")
+            parts += [
+                '<pre style="white-space:pre-wrap;word-break:break-all;background:#f3f3f3;padding:8px;'
+                f'font-size:13px;margin:8px 0">{e(command)}</pre>'
+                for command in self.commands
+            ]
+        if self.footer:
+            parts.append(f'<p style="color:#666;font-size:13px;margin-top:16px">{e(self.footer)}</p>')
+        parts.append("</body></html>")
+        return "".join(parts)
+
+
+def _html_value(value: str) -> str:
+    if value.startswith(("http://", "https://")):
+        return f'<a href="{html.escape(value, quote=True)}">{html.escape(value)}</a>'
+    return html.escape(value)
+
+
+# --- formatting ----------------------------------------------------------------------------
+
+
+def when(ts: datetime | str | None) -> str:
+    """A timestamp as on-call reads it: 2026-11-23 14:05 UTC."""
+    if ts is None:
+        return "-"
+    if isinstance(ts, str):
+        ts = datetime.fromisoformat(ts)
+    return ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def span(td: timedelta | None) -> str:
+    """A duration, short: 45m, 2h, 80h 5m, 5d 3h."""
+    if td is None:
+        return "-"
+    minutes = max(0, int(td.total_seconds() // 60))
+    if minutes < 60:
+        return f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 100:
+        return f"{hours}h" + (f" {minutes}m" if minutes else "")
+    days, hours = divmod(hours, 24)
+    return f"{days}d" + (f" {hours}h" if hours else "")
+
+
+def interval(start: datetime | str | None, end: datetime | str | None) -> str:
+    if start is None or end is None:
+        return "none (manual run)"
+    first, last = when(start), when(end)
+    return f"{first[:16]} → {last[11:] if first[:10] == last[:10] else last}"  # 2026-11-23 13:00 → 14:00 UTC
+
+
+def first_line(error: BaseException | str | None) -> str:
+    if error is None:
+        return "unknown (no exception in the task context; see the log)"
+    if isinstance(error, BaseException):
+        text = str(error).strip()
+        line = text.splitlines()[0] if text else ""
+        return f"{type(error).__name__}: {line}" if line else type(error).__name__
+    return (str(error).strip().splitlines() or ["unknown"])[0]
+
+
+def _names(names: list[str], keep: int = 3) -> str:
+    shown = ", ".join(names[:keep])
+    return shown + (f" +{len(names) - keep}" if len(names) > keep else "")
+
+
+def _base_url() -> str:
+    from airflow.providers.common.compat.sdk import conf
+
+    return conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
+
+
+def freshness_item(row: TableFreshness, note: str = "") -> Item:
+    """One table's freshness: the facts of its ops.table_freshness row."""
+    status = (row.status or "no SLA").upper()
+    lines = [
+        f"last load {when(row.last_load_at)} ({span(row.age)} ago)" if row.last_load_at else "never loaded",
+        f"SLA: warn after {span(row.warn_after)}, error after {span(row.error_after)}",
+    ]
+    if row.last_batch_rows is not None:
+        lines.append(f"last batch: {row.last_batch_rows:,} rows")
+    if row.failing_since is not None:
+        lines.append(f"failing since {when(row.failing_since)}: {row.last_error}")
+    return Item(f"{row.table_name} — {status}{note}", lines)
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def recipients() -> list[str]:
+    """Airflow Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS; comma, semicolon or space separated."""
+    from airflow.sdk import Variable
+
+    try:
+        raw = Variable.get(RECIPIENTS_VARIABLE, default=None)
+    except Exception as exc:  # the API server or secrets backend is down: still alert from the env
+        log.warning("could not read Variable %s (%s); using %s", RECIPIENTS_VARIABLE, exc, RECIPIENTS_ENV)
+        raw = None
+    raw = raw or os.environ.get(RECIPIENTS_ENV, "")
+    return [a for a in re.split(r"[,;\s]+", raw) if a]
+
+
+@cache
+def _notifier_class():
+    """SmtpNotifier that sends a plain-text part beside the HTML one (providers-smtp sends HTML only)."""
+    from email.mime.text import MIMEText
+    from functools import cached_property
+
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    class TextAndHtmlSmtpHook(SmtpHook):
+        text_content: str | None = None
+
+        def _build_mime_message(self, *args, **kwargs):
+            msg, recipients = super()._build_mime_message(*args, **kwargs)
+            if self.text_content is not None:  # first: in multipart/alternative the last part is preferred
+                charset = kwargs.get("mime_charset", "utf-8")
+                msg.get_payload().insert(0, MIMEText(self.text_content, "plain", charset))
+            return msg, recipients
+
+    class AlertNotifier(SmtpNotifier):
+        def __init__(self, *, text_content: str, **kwargs):
+            super().__init__(mime_subtype="alternative", **kwargs)
+            self.text_content = text_content
+
+        @cached_property
+        def hook(self) -> SmtpHook:
+            hook = TextAndHtmlSmtpHook(smtp_conn_id=self.smtp_conn_id, auth_type=self.auth_type)
+            hook.text_content = self.text_content
+            return hook
+
+    return AlertNotifier
+
+
+def _sender() -> str:
+    """The connection's from_email, else Airflow's [email] from_email, else airflow@<this host>."""
+    from airflow.providers.common.compat.sdk import conf
+    from airflow.sdk import BaseHook
+
+    configured = BaseHook.get_connection(config.SMTP_CONN_ID).extra_dejson.get("from_email")
+    return configured or conf.get("email", "from_email", fallback=None) or f"airflow@{socket.gethostname()}"
+
+
+def send(email: Email) -> list[str]:
+    """Send through the SMTP connection to the on-call recipients; returns them. Raises when it cannot."""
+    to = recipients()
+    if not to:
+        raise config.ConfigError(
+            f"no alert recipients: set the Airflow Variable {RECIPIENTS_VARIABLE} or env {RECIPIENTS_ENV} "
+            f"(comma-separated); not sent: {email.subject}"
+        )
+    notifier = _notifier_class()(
+        to=to, from_email=_sender(), subject=email.subject, html_content=email.html, text_content=email.text,
+        smtp_conn_id=config.SMTP_CONN_ID,
+    )  # fmt: skip
+    notifier.notify({})  # subject and bodies are final: nothing is rendered with a context
+    log.info("alert sent to %s: %s", ", ".join(to), email.subject)
+    return to
+
+
+# --- task failure (after the last retry) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    dag_id: str
+    task_id: str
+    label: str  # task_id, or task_id[table] for a mapped task
+    table: str | None
+    run_id: str
+    logical_date: datetime | None
+    interval_start: datetime | None
+    interval_end: datetime | None
+    tries: int
+    error: str
+    log_url: str
+
+
+def failure_from_context(context: dict) -> Failure:
+    ti = context["ti"]
+    dag_run = context.get("dag_run")
+    map_index = getattr(ti, "map_index", -1)
+    mapped = map_index is not None and map_index >= 0
+    name = (getattr(ti, "rendered_map_index", None) or context.get("table") or str(map_index)) if mapped else None
+    table = name if name in config.tables() else context.get("table")
+    return Failure(
+        dag_id=ti.dag_id,
+        task_id=ti.task_id,
+        label=f"{ti.task_id}[{name}]" if mapped else ti.task_id,
+        table=table,
+        run_id=ti.run_id,
+        logical_date=context.get("logical_date") or getattr(dag_run, "logical_date", None),
+        interval_start=context.get("data_interval_start") or getattr(dag_run, "data_interval_start", None),
+        interval_end=context.get("data_interval_end") or getattr(dag_run, "data_interval_end", None),
+        tries=getattr(ti, "try_number", None) or 1,
+        error=first_line(context.get("exception")),
+        log_url=getattr(ti, "log_url", ""),
+    )
+
+
+def rerun_command(failure: Failure) -> str:
+    """The exact command that re-runs what failed (safe: every load is idempotent)."""
+    if failure.logical_date is not None:
+        ts = failure.logical_date.isoformat()
+        return f"airflow tasks clear {failure.dag_id} -t '^{re.escape(failure.task_id)}$' -s {ts} -e {ts} -f -d -y"
+    # a run without a logical date continues from the last loaded window: trigger another one
+    if failure.table and failure.dag_id.startswith("bronze_"):
+        return f"airflow dags trigger {failure.dag_id} -c '{json.dumps({'tables': [failure.table]})}'"
+    return f"airflow dags trigger {failure.dag_id}"
+
+
+def failure_email(failure: Failure, stale: list[TableFreshness] | None, freshness_error: str | None = None) -> Email:
+    tries = "1 try" if failure.tries == 1 else f"{failure.tries} tries"
+    doc = Doc(lead=f"{failure.dag_id}.{failure.label} failed after {tries}.")
+    doc.facts.append(("Error", failure.error))
+    doc.facts += [("DAG", failure.dag_id), ("Task", failure.label)]
+    if failure.table:
+        spec = config.tables().get(failure.table)
+        doc.facts.append(("Table", spec.qualified if spec else failure.table))
+    doc.facts += [
+        ("Interval", interval(failure.interval_start, failure.interval_end)),
+        ("Run", failure.run_id),
+        ("Log", failure.log_url),
+    ]
+    if stale is None:
+        doc.facts.append(("Stale now", f"unknown — {freshness_error}"))
+    elif not stale:
+        doc.facts.append(("Stale now", "nothing — every table is within its SLA"))
+    else:
+        doc.sections.append((f"Stale now ({len(stale)})", [freshness_item(r) for r in stale]))
+    doc.steps = [
+        "Read the log (link above); the DAG's docs list the usual causes and their fixes.",
+        "Fix the cause, then re-run what failed (safe: loads are idempotent):",
+    ]
+    doc.commands = [rerun_command(failure)]
+    doc.footer = "Sent once, after the last retry. Freshness: select * from ops.table_freshness;"
+    return doc.email(f"{PREFIX} FAILED {failure.dag_id}.{failure.label}")
+
+
+def on_task_failure(context: dict) -> None:
+    """on_failure_callback of every task (dagkit.default_args): Airflow calls it once, after the last retry.
+
+    The email lists what is stale now (ops.table_freshness) and opens those freshness incidents, so
+    the freshness check does not announce them a second time.
+    """
+    from medallion import freshness
+
+    try:
+        failure = failure_from_context(context)
+        try:
+            with freshness.tracking(f"failure of {failure.dag_id}.{failure.label}", close_recovered=False) as change:
+                send(failure_email(failure, change.stale))
+        except freshness.FreshnessUnavailable as exc:
+            send(failure_email(failure, None, str(exc)))
+    except Exception:  # never mask the task's own error with the alert's
+        log.exception("could not send the failure alert")
+
+
+# --- freshness -------------------------------------------------------------------------------
+
+
+def freshness_email(change: Change) -> Email:
+    """Tables went stale or got worse (WARN/STALE), or recovered (RECOVERED): one email per check."""
+    from medallion import freshness
+
+    stale, new = change.stale, change.opened + change.worse
+    notes = {r.key: " (new)" for r in change.opened} | {r.key: " (worse)" for r in change.worse}
+    doc = Doc(lead="")
+    if new:
+        severity = "STALE" if any(r.status == "error" for r in new) else "WARN"
+        subject = f"{PREFIX} {severity} {_names([r.table_name for r in new])}"
+        if len(stale) == 1:
+            r = stale[0]
+            age = f"last load {span(r.age)} ago" if r.last_load_at else "never loaded"
+            limit = r.error_after if r.status == "error" else r.warn_after
+            doc.lead = f"{r.table_name} is stale ({r.status}): {age}, SLA {r.status} after {span(limit)}."
+        else:
+            doc.lead = f"{len(stale)} tables are stale ({len(new)} new): {_names([r.table_name for r in stale], 6)}."
+    else:
+        names = [rec.key[2] for rec in change.recovered]
+        subject = f"{PREFIX} RECOVERED {_names(names)}"
+        doc.lead = (f"{names[0]} is fresh again." if len(names) == 1
+                    else f"{len(names)} tables are fresh again: {_names(names, 6)}.")  # fmt: skip
+    if stale:
+        doc.sections.append((f"Stale now ({len(stale)})", [freshness_item(r, notes.get(r.key, "")) for r in stale]))
+    if change.recovered:
+        items = []
+        for rec in change.recovered:
+            item = freshness_item(rec.row) if rec.row else Item(f"{rec.key[2]} — no longer declared")
+            item.lines.append(f"was stale ({rec.worst}) since {when(rec.opened_at)}")
+            items.append(item)
+        doc.sections.append((f"Fresh again ({len(items)})", items))
+    if new:
+        dags = sorted({f"bronze_{r.source}" for r in stale if r.kind == "bronze"})
+        runs = ", ".join(f"{_base_url()}/dags/{d}/runs" for d in dags)
+        doc.steps = [
+            f"Are the loads failing (FAILED emails) or not running at all (DAG paused, scheduler down)? {runs}",
+            "Once fixed, catch up now (a manual run continues each table from its last load; safe to repeat):",
+        ]
+        groups: dict[tuple[str, str], list[str]] = {}
+        for r in stale:
+            groups.setdefault((r.kind, r.source), []).append(r.table_name)
+        doc.commands = [freshness.catch_up_command(k, s, t) for (k, s), t in sorted(groups.items())]
+    elif not stale:
+        doc.facts.append(("Stale now", "nothing — every table is within its SLA"))
+    checked = change.rows[0].checked_at if change.rows else None
+    doc.footer = f"Checked {when(checked)}. The same facts: select * from ops.table_freshness;"
+    return doc.email(subject)
+
+
+# --- deadline miss ---------------------------------------------------------------------------
+
+
+def deadline_email(context: dict, within_minutes: float | None = None, now: datetime | None = None) -> Email | None:
+    """The email for a missed deadline, from the context the scheduler gives the callback; None: stay quiet.
+
+    Quiet for a failed run (its FAILED email was the alert) and for backfills (an operator started them).
+    """
+    run = context.get("dag_run") or {}
+    deadline = context.get("deadline") or {}
+    dag_id, run_id, state = run.get("dag_id", "?"), run.get("dag_run_id", "?"), run.get("state", "?")
+    if state == "failed" or run.get("run_type") == "backfill":
+        log.info("deadline of %s %s missed; no email: the run is a %s", dag_id, run_id,
+                 "failed run (alerted already)" if state == "failed" else "backfill")  # fmt: skip
+        return None
+    due = deadline.get("deadline_time")
+    due = datetime.fromisoformat(due) if isinstance(due, str) else due
+    now = now or datetime.now(UTC)
+    late = span(now - due) if due else "?"
+    start, end = run.get("data_interval_start"), run.get("data_interval_end")
+    label = f"{when(start)[11:16]}–{when(end)[11:16]} UTC" if start and end else when(run.get("queued_at"))
+    finished = state == "success"
+    doc = Doc(lead=(f"{dag_id} finished {late} after its deadline." if finished
+                    else f"{dag_id} is {late} past its deadline and not done (state: {state})."))  # fmt: skip
+    allowed = f" ({span(timedelta(minutes=within_minutes))} after queued)" if within_minutes else ""
+    doc.facts = [
+        ("DAG", dag_id),
+        ("Run", run_id),
+        ("Interval", interval(start, end)),
+        ("State", state),
+        ("Queued", when(run.get("queued_at"))),
+        ("Deadline", when(due) + allowed),
+        ("Late by", late),
+        ("Run page", f"{_base_url()}/dags/{dag_id}/runs/{quote(run_id, safe='')}"),
+    ]
+    if not finished:
+        doc.steps = [
+            "Open the run page: which task is still running or queued? Usual reasons: a long COPY, a lock "
+            "wait, no free worker slot, or a paused pool.",
+            "Nothing to re-run while it runs; if a task fails you get a FAILED email with the command.",
+        ]
+    doc.footer = "Deadline alert: a run must be done within its allowance after it is queued (its interval end)."
+    return doc.email(f"{PREFIX} LATE {dag_id} {label} run, {late} past deadline")
+
+
+def deadline_alert(context: dict, within_minutes: float | None = None) -> str:
+    email = deadline_email(context, within_minutes)
+    if email is None:
+        return "no email"
+    return "sent to " + ", ".join(send(email))
+
+
+async def on_deadline_missed(context: dict | None = None, **kwargs: Any) -> str:
+    """DeadlineAlert callback (AsyncCallback): the triggerer awaits it with the scheduler's context."""
+    import asyncio
+
+    # SMTP, Variable and Connection lookups are blocking: keep them off the triggerer's event loop
+    return await asyncio.to_thread(deadline_alert, context or {}, kwargs.get("within_minutes"))
