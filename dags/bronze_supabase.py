@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
-from medallion import bronze, config, dagkit
+from medallion import bronze, config, dagkit, freshness
 
 SOURCE = "supabase"
 TABLES = [t.name for t in config.sources()[SOURCE]]
@@ -35,6 +37,12 @@ a table's first load takes all its history. Hard deletes are found by `bronze_su
 5. Re-running is always safe: `airflow tasks clear bronze_supabase -s START -e END -y` or a backfill:
    `airflow backfill create --dag-id bronze_supabase --from-date START --to-date END`.
 
+**Alerts**: a task that fails after its last retry sends one email (error, log, what is stale, the
+command to re-run). `check_freshness` runs last, even when loads failed, and emails when tables go
+stale against their SLA or recover; it never fails the run for stale data. A run still not done
+`MEDALLION_BRONZE_DEADLINE_MINUTES` (default 45) after it was queued, i.e. after its interval end,
+sends a deadline email. Freshness at any time: `select * from ops.table_freshness`.
+
 **Manual run**: Trigger with params: `tables` (empty = all) and `full_refresh` (rebuild the bronze
 table from a fresh snapshot). Without a logical date a run continues from the last loaded window.
 """
@@ -47,6 +55,7 @@ with DAG(
     catchup=True,
     max_active_runs=1,
     default_args=dagkit.default_args(),
+    deadline=dagkit.deadline(dagkit.BRONZE_DEADLINE),
     tags=["bronze", SOURCE, "replication"],
     doc_md=DOCS,
     params={
@@ -82,4 +91,13 @@ with DAG(
         """All tables loaded: publish the bronze asset (silver runs on it) and log a summary."""
         return bronze.report(list(results))
 
-    landed(load.expand(table=plan_tables()))
+    # Retries once, quickly: the run stays open until it is done, and an email that could not be
+    # sent is sent by the next check anyway (the `freshness` DAG, every 15 minutes).
+    @task(retries=1, retry_delay=timedelta(seconds=15), retry_exponential_backoff=False)
+    def check_freshness() -> dict:
+        """Compare every table's last load with its SLA; email when tables go stale or recover."""
+        return freshness.check()
+
+    # A teardown: runs after everything, even when loads failed, and never decides the run's state
+    # (a failed load still fails the run through `landed`; stale data does not fail it).
+    landed(load.expand(table=plan_tables())) >> check_freshness().as_teardown()

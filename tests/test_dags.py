@@ -70,6 +70,7 @@ def test_dag_id_is_the_file_stem_and_policies_hold(parsed):
         assert dag["owner"] == "data-platform", dag_id
         assert dag["tags"], dag_id
         assert min(dag["retries"]) >= 1, f"{dag_id}: every task retries"
+        assert dag["on_failure_callback"], f"{dag_id}: failures email on-call (dagkit.default_args)"
         assert len(dag["doc_md"]) > 400 and "fail" in dag["doc_md"].lower(), f"{dag_id}: doc_md for on-call"
 
 

@@ -1,4 +1,4 @@
-"""What every DAG of the bundle shares: owner, retries with backoff, start date, assets, schedules."""
+"""What every DAG of the bundle shares: owner, retries with backoff, alerts, deadlines, start date, assets."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference
+
+from medallion import alerts
+from medallion.config import ConfigError
 
 OWNER = "data-platform"
 TIMEZONE = "UTC"
@@ -19,6 +22,21 @@ SILVER = Asset(name="silver", uri="x-medallion://warehouse/silver")
 GOLD = Asset(name="gold", uri="x-medallion://warehouse/gold")
 
 
+def _minutes(env: str, default: int) -> timedelta:
+    value = os.environ.get(env, str(default))
+    try:
+        minutes = float(value)
+    except ValueError:
+        raise ConfigError(f"{env} must be a number of minutes, got {value!r}") from None
+    if minutes <= 0:
+        raise ConfigError(f"{env} must be a positive number of minutes, got {value!r}")
+    return timedelta(minutes=minutes)
+
+
+# How long after its interval ends a bronze run may take before on-call hears about it.
+BRONZE_DEADLINE = _minutes("MEDALLION_BRONZE_DEADLINE_MINUTES", 45)
+
+
 def default_args(**overrides) -> dict:
     args = {
         "owner": OWNER,
@@ -26,5 +44,22 @@ def default_args(**overrides) -> dict:
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=15),
+        # one email per task failure, after the last retry (Airflow calls on_retry_callback before)
+        "on_failure_callback": alerts.on_task_failure,
     }
     return {**args, **overrides}
+
+
+def deadline(within: timedelta) -> DeadlineAlert:
+    """Email on-call when a run is not done `within` after it was queued.
+
+    The scheduler queues a scheduled run when its data interval ends, so this is "within N minutes
+    of the interval end", without firing for every catch-up run (each is queued when it can start).
+    The callback runs in the triggerer; it stays quiet for failed runs (their FAILED email is the
+    alert) and for backfills.
+    """
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=within,
+        callback=AsyncCallback(alerts.on_deadline_missed, kwargs={"within_minutes": within.total_seconds() / 60}),
+    )
