@@ -1,0 +1,326 @@
+"""On-call emails end to end: a real SMTP server (aiosmtpd), real Postgres, real Airflow (dag.test()).
+
+Every assertion is on the messages the SMTP server received: subject, recipients, both bodies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import html
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from conftest import AS_OF, STACK
+
+from medallion import alerts, config, freshness
+
+pytestmark = pytest.mark.slow
+
+RECIPIENT = "oncall@example.com"  # MEDALLION_ALERT_EMAILS as the conftest's stack sets it
+
+
+@dataclass
+class Received:
+    to: list[str]
+    sender: str
+    subject: str
+    text: str
+    html: str
+    content_type: str
+
+    def bodies(self) -> tuple[str, str]:
+        return self.text, self.html
+
+
+class Inbox:
+    """aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self):
+        self.messages: list[Received] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        text, htm = msg.get_body(("plain",)), msg.get_body(("html",))
+        self.messages.append(Received(
+            to=list(envelope.rcpt_tos), sender=envelope.mail_from, subject=str(msg["Subject"]),
+            text=text.get_content() if text else "", html=htm.get_content() if htm else "",
+            content_type=msg.get_content_type(),
+        ))  # fmt: skip
+        return "250 OK"
+
+    def take(self) -> list[Received]:
+        taken, self.messages = self.messages, []
+        return taken
+
+
+@pytest.fixture(scope="module")
+def inbox():
+    from aiosmtpd.controller import Controller
+
+    handler = Inbox()
+    controller = Controller(handler, hostname="127.0.0.1", port=STACK.smtp_port)  # AIRFLOW_CONN_SMTP_DEFAULT's port
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture(scope="module")
+def pipeline(airflow_db, inbox):
+    """Fresh `source` and `warehouse` databases (those AIRFLOW_CONN_* point at), every table loaded once."""
+    stack = airflow_db
+    with psycopg.connect(stack.source.uri("postgres"), autocommit=True) as conn:
+        conn.execute("drop database if exists source with (force)")
+        conn.execute("create database source template source_template")
+    with psycopg.connect(stack.warehouse.uri("postgres"), autocommit=True) as conn:
+        conn.execute("drop database if exists warehouse with (force)")
+        conn.execute("create database warehouse")
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(config.ROOT / "dags"))
+    assert not bag.import_errors
+    assert bag.get_dag("bronze_supabase").test(logical_date=AS_OF).state == "success"
+    assert inbox.take() == [], "every table was just loaded: nothing is stale, nothing failed"
+    return stack, bag
+
+
+def warehouse(stack) -> psycopg.Connection:
+    return psycopg.connect(stack.warehouse.uri("warehouse"), autocommit=True)
+
+
+@contextmanager
+def retries(task, n: int):
+    """The task retries n times at once (instead of 3 times with minutes of backoff)."""
+    saved = task.retries, task.retry_delay, task.retry_exponential_backoff
+    task.retries, task.retry_delay, task.retry_exponential_backoff = n, timedelta(0), False
+    try:
+        yield
+    finally:
+        task.retries, task.retry_delay, task.retry_exponential_backoff = saved
+
+
+@contextmanager
+def unreadable(stack, table: str):
+    """The replication role loses SELECT on one source table: its load fails on every try."""
+    with psycopg.connect(stack.source.uri("source"), autocommit=True) as conn:
+        conn.execute(f"revoke select on public.{table} from replicator")
+        try:
+            yield
+        finally:
+            conn.execute(f"grant select on public.{table} to replicator")
+
+
+def age_ledger(stack, table: str, by: timedelta) -> None:
+    """Make a table's loads look older than they are (the clock stays as it is)."""
+    with warehouse(stack) as wh:
+        wh.execute(
+            "update ops.replication_batches set started_at = started_at - %s, finished_at = finished_at - %s "
+            "where table_name = %s",
+            (by, by, table),
+        )
+
+
+def visible(markup: str) -> str:
+    """What an HTML body shows: tags dropped, line breaks kept, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<br>|</(p|li|pre)>", "\n", markup)))
+
+
+def assert_in_both(mail: Received, *facts: str) -> None:
+    shown = visible(mail.html)
+    for fact in facts:
+        assert fact in mail.text, f"text body lacks {fact!r}:\n{mail.text}"
+        assert fact in shown, f"HTML body lacks {fact!r}:\n{shown}"
+
+
+def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline, inbox):
+    stack, bag = pipeline
+    dag = bag.get_dag("bronze_supabase")
+    logical = AS_OF + timedelta(hours=1)  # a manual run: data interval [AS_OF, AS_OF + 1h)
+    with retries(dag.get_task("load"), 1), unreadable(stack, "api_keys"):
+        run = dag.test(logical_date=logical)
+    assert run.state == "failed"  # `landed` is upstream_failed; the check_freshness teardown does not hide it
+
+    with warehouse(stack) as wh:
+        tries = wh.execute(
+            "select count(*) from ops.replication_batches where table_name = 'api_keys' and status = 'failed' "
+            "and run_id = %s",
+            (run.run_id,),
+        ).fetchone()[0]
+    assert tries == 2, "the load ran twice (one retry)"
+
+    [mail] = inbox.take()  # one email for two failed tries, none from the freshness check after it
+    assert mail.subject == "[medallion] FAILED bronze_supabase.load[api_keys]"
+    assert mail.to == [RECIPIENT]
+    assert mail.content_type == "multipart/alternative" and mail.text and mail.html
+    command = (
+        "airflow tasks clear bronze_supabase -t '^load$' -s 2026-11-01T01:00:00+00:00 "
+        "-e 2026-11-01T01:00:00+00:00 -f -d -y"
+    )
+    assert_in_both(
+        mail,
+        "bronze_supabase.load[api_keys] failed after 2 tries.",
+        "Error: ReplicationError: bronze_supabase.api_keys: load failed: permission denied for table api_keys",
+        "Table: bronze_supabase.api_keys",
+        "Interval: 2026-11-01 00:00 → 01:00 UTC",
+        f"Run: {run.run_id}",
+        "Stale now: nothing — every table is within its SLA",
+        command,
+    )
+    assert mail.text.index("Error:") < mail.text.index("Interval:") < mail.text.index("What to do:")
+    log_url = re.search(r"^Log: (\S+)$", mail.text, re.M).group(1)
+    assert "/dags/bronze_supabase/runs/" in log_url and "/tasks/load/mapped/" in log_url
+    assert log_url.endswith("?try_number=2") and f'href="{html.escape(log_url)}"' in mail.html
+
+
+def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_recovered(pipeline, inbox, monkeypatch):
+    stack, bag = pipeline
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS", "data@example.com, lead@example.com")  # the Variable wins
+    checker = bag.get_dag("freshness")
+    age_ledger(stack, "invoices", timedelta(hours=80))  # error_after is 72h
+
+    assert checker.test().state == "success"  # stale data never fails the check
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] STALE invoices"
+    assert mail.to == ["data@example.com", "lead@example.com"]
+    assert re.match(r"invoices is stale \(error\): last load 80h( \d+m)? ago, SLA error after 72h\.\n", mail.text)
+    assert_in_both(
+        mail,
+        "invoices — ERROR (new)",
+        "SLA: warn after 26h, error after 72h",
+        """airflow dags trigger bronze_supabase -c '{"tables": ["invoices"]}'""",
+    )
+
+    assert checker.test().state == "success"
+    assert inbox.take() == [], "still stale: nothing new to say"
+
+    run = bag.get_dag("bronze_supabase").test(
+        logical_date=AS_OF + timedelta(hours=2), run_conf={"tables": ["invoices"]}
+    )
+    assert run.state == "success"
+    [mail] = inbox.take()  # sent by the bronze run's own check_freshness
+    assert mail.subject == "[medallion] RECOVERED invoices"
+    assert_in_both(mail, "invoices is fresh again.", "invoices — FRESH", "was stale (error) since",
+                   "Stale now: nothing — every table is within its SLA")  # fmt: skip
+    with warehouse(stack) as wh:
+        incidents = wh.execute(
+            "select table_name, status, notified_by, closed_at is not null from ops.freshness_incidents"
+        ).fetchall()
+    assert incidents == [("invoices", "error", "freshness check", True)]
+
+
+def test_a_missed_deadline_sends_its_email_through_the_scheduler_and_triggerer_code(pipeline, inbox):
+    """The deadline path as Airflow runs it, minus the wait: the run is created like the scheduler
+    does (from the serialized DAG, queued), the deadline is moved into the past instead of waiting
+    45 minutes, then the scheduler's Deadline.handle_miss queues the callback on a trigger and the
+    trigger row is run the way the triggerer runs it."""
+    from airflow._shared.module_loading import import_string
+    from airflow.models import DagRun, Deadline
+    from airflow.models.dagbag import DBDagBag
+    from airflow.models.trigger import Trigger
+    from airflow.timetables.base import DataInterval
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select
+    from sqlalchemy.orm import selectinload
+
+    start = AS_OF + timedelta(hours=5)
+    with create_session() as session:
+        dag = DBDagBag().get_latest_version_of_dag("bronze_supabase", session=session)
+        run = dag.create_dagrun(
+            run_id=f"scheduled__{start.isoformat()}", logical_date=start,
+            data_interval=DataInterval(start, start + timedelta(hours=1)), run_after=start + timedelta(hours=1),
+            run_type=DagRunType.SCHEDULED, triggered_by=DagRunTriggeredByType.TIMETABLE, state=DagRunState.QUEUED,
+            session=session,
+        )  # fmt: skip
+        session.flush()  # Airflow's sessions do not autoflush: the scheduler commits here
+        run_pk, queued_at = run.id, run.queued_at
+        [deadline] = session.scalars(select(Deadline).where(Deadline.dagrun_id == run_pk)).all()
+        assert deadline.deadline_time == queued_at + timedelta(minutes=45)  # MEDALLION_BRONZE_DEADLINE_MINUTES
+        deadline.deadline_time = datetime.now(UTC) - timedelta(minutes=12)
+    try:
+        with create_session() as session:  # the scheduler loop's step (scheduler_job_runner), for this run
+            expired = session.scalars(
+                select(Deadline).where(Deadline.deadline_time < datetime.now(UTC), ~Deadline.missed,
+                                       Deadline.dagrun_id == run_pk)
+                .options(selectinload(Deadline.callback), selectinload(Deadline.dagrun))
+            ).all()  # fmt: skip
+            assert len(expired) == 1
+            expired[0].handle_miss(session)
+            session.flush()
+            trigger_id = expired[0].callback.trigger_id
+        with create_session() as session:  # the triggerer: build the trigger from its row and run it
+            row = session.get(Trigger, trigger_id)
+            trigger = import_string(row.classpath)(**row.kwargs)
+
+        async def run_trigger():
+            return [event.payload async for event in trigger.run()]
+
+        events = asyncio.run(run_trigger())
+        assert events[-1]["state"] == "success", events
+        assert events[-1]["body"] == f"sent to {RECIPIENT}"
+    finally:
+        with create_session() as session:
+            session.delete(session.get(DagRun, run_pk))
+
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] LATE bronze_supabase 05:00–06:00 UTC run, 12m past deadline"
+    assert mail.to == [RECIPIENT]
+    assert_in_both(
+        mail,
+        "bronze_supabase is 12m past its deadline and not done (state: queued).",
+        f"Run: scheduled__{start.isoformat()}",
+        "Interval: 2026-11-01 05:00 → 06:00 UTC",
+        f"Queued: {alerts.when(queued_at)}",
+        "(45m after queued)",
+        "Late by: 12m",
+        "/dags/bronze_supabase/runs/scheduled__2026-11-01T05%3A00%3A00%2B00%3A00",
+    )
+    # quiet when the run already failed (its FAILED email was the alert) and for backfills
+    for dag_run in ({"state": "failed", "run_type": "scheduled"}, {"state": "running", "run_type": "backfill"}):
+        assert alerts.deadline_email({"dag_run": dag_run, "deadline": {"deadline_time": datetime.now(UTC)}}) is None
+
+
+def test_the_view_states_the_facts_the_email_states(pipeline, inbox):
+    stack, _ = pipeline
+    age_ledger(stack, "invoices", timedelta(hours=30))  # warn 26h, error 72h: warn
+    age_ledger(stack, "session_events", timedelta(hours=5))  # warn 2h, error 4h: error
+    freshness.check()  # what both freshness tasks run
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] STALE invoices, session_events"
+
+    with warehouse(stack) as wh:
+        wh.row_factory = psycopg.rows.dict_row
+        view = {r["table_name"]: r for r in wh.execute("select * from ops.table_freshness")}
+        slas = {r["table_name"]: r for r in wh.execute("select * from ops.table_slas")}
+    declared = config.tables()
+    assert set(view) == set(slas) == set(declared), "every declared table, synced from the one declaration"
+    for name, spec in declared.items():
+        assert (slas[name]["warn_after"], slas[name]["error_after"]) == (spec.freshness.warn_after,
+                                                                          spec.freshness.error_after)  # fmt: skip
+        assert (view[name]["warn_after"], view[name]["error_after"]) == (slas[name]["warn_after"],
+                                                                          slas[name]["error_after"])  # fmt: skip
+    stale = {name: row for name, row in view.items() if row["status"] in ("warn", "error")}
+    assert {name: row["status"] for name, row in stale.items()} == {"invoices": "warn", "session_events": "error"}
+    assert "2 tables are stale (2 new): invoices, session_events." in mail.text
+    for name, row in stale.items():
+        block = mail.text.split(f"- {name} — ")[1].split("\n- ")[0]
+        assert block.startswith(f"{row['status'].upper()} (new)")
+        assert f"last load {row['last_load_at'].astimezone(UTC):%Y-%m-%d %H:%M} UTC" in block
+        hours, minutes = map(int, re.search(r"\((\d+)h(?: (\d+)m)? ago\)", block).groups(default="0"))
+        assert abs(timedelta(hours=hours, minutes=minutes) - row["age"]) < timedelta(minutes=2)
+        warn, error = (int(row[k].total_seconds() // 3600) for k in ("warn_after", "error_after"))
+        assert f"SLA: warn after {warn}h, error after {error}h" in block
+        assert f"last batch: {row['last_batch_rows']:,} rows" in block
+        assert f"{name} — {row['status'].upper()} (new)" in visible(mail.html)
+
+    age_ledger(stack, "invoices", -timedelta(hours=30))
+    age_ledger(stack, "session_events", -timedelta(hours=5))
+    freshness.check()
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] RECOVERED invoices, session_events"
