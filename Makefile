@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv demo test test-fast bench airflow lint format down clean
+.PHONY: venv browser demo test test-fast bench airflow lint format down clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -17,7 +17,11 @@ venv: $(VENV)/.installed  ## create .venv with Airflow, Cosmos, dbt and the test
 demo: venv  ## embedded Postgres, seeded Supabase-shaped source, the DAGs run through Airflow, results printed
 	$(BIN)/python -m medallion.localstack demo
 
-test: venv  ## the whole suite (what CI runs)
+browser:  ## Debian's Chromium for the UI test (Playwright drives it; no browser download)
+	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq --no-install-recommends chromium)
+
+test: venv browser  ## the whole suite (what CI runs)
 	$(BIN)/python -m pytest
 
 test-fast: venv  ## everything but the end-to-end Airflow/dbt runs

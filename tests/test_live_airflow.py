@@ -108,3 +108,64 @@ def test_a_taken_port_is_a_clear_error(airflow_db):
         port = s.getsockname()[1]
         with pytest.raises(AirflowStartError, match=f"port {port} is already taken"):
             LiveAirflow(airflow_db, port=port).start()
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = config.ROOT / "test-artifacts"
+
+
+def test_browser_login_docs_trigger_form_and_a_successful_run(live):
+    """Headless Chromium: log in, see the layer DAGs and their docs, trigger bronze from its params form."""
+    from playwright.sync_api import expect, sync_playwright
+
+    assert os.path.exists(CHROMIUM), "Debian's chromium is installed by `make browser` (part of `make test`)"
+    ARTIFACTS.mkdir(exist_ok=True)
+    layer_dags = [
+        p.stem for p in (config.ROOT / "dags").glob("*.py") if p.stem in ("bronze_supabase", "silver", "gold")
+    ]
+    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"])  # fmt: skip
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        try:
+            page.goto(live.url, wait_until="networkidle")
+            page.fill("input[name=username]", live.user)
+            page.fill("input[name=password]", live.password)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda url: "/auth/login" not in url)
+
+            page.goto(f"{live.url}/dags", wait_until="networkidle")
+            for dag_id in layer_dags:
+                expect(page.get_by_text(dag_id, exact=True).first).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "1-dags.png")
+
+            page.goto(f"{live.url}/dags/bronze_supabase", wait_until="networkidle")
+            page.get_by_role("button", name="Dag Docs").click()
+            expect(page.get_by_text("When it fails").first).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "2-bronze-docs.png")
+            page.keyboard.press("Escape")
+
+            page.get_by_role("button", name="Trigger Dag").click()
+            dialog = page.get_by_role("dialog").filter(has_text="Trigger Dag - bronze_supabase")
+            expect(dialog.get_by_text("Tables to load; leave empty for all.")).to_be_visible()  # our Param's text
+            expect(dialog.get_by_role("checkbox", name="Full refresh")).to_be_visible()
+            dialog.get_by_placeholder("Enter each string on a new line").fill("plans")
+            page.screenshot(path=ARTIFACTS / "3-trigger-form.png")
+            before = {r["dag_run_id"] for r in live.api("GET", "/dags/bronze_supabase/dagRuns")["dag_runs"]}
+            dialog.get_by_role("button", name="Trigger").click()
+
+            def new_run():
+                runs = live.api("GET", "/dags/bronze_supabase/dagRuns")["dag_runs"]
+                return next((r for r in runs if r["dag_run_id"] not in before), None)
+
+            run = wait_until(new_run, 60, "the trigger form created no run")
+            assert run["conf"] == {"tables": ["plans"], "full_refresh": False}
+            assert live.wait_for_run("bronze_supabase", run["dag_run_id"]) == "success"
+            page.goto(f"{live.url}/dags/bronze_supabase/runs/{run['dag_run_id']}", wait_until="networkidle")
+            expect(page.get_by_text("success").first).to_be_visible()
+            page.screenshot(path=ARTIFACTS / "4-run-succeeded.png")
+        finally:
+            page.screenshot(path=ARTIFACTS / "last.png")
+            browser.close()
