@@ -18,6 +18,7 @@ import logging
 import re
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -404,67 +405,45 @@ def replicate(
     bronze = sql.Identifier(spec.bronze_schema, spec.name)
     columns = sql.SQL(", ").join(sql.Identifier(c) for c in exprs)
     target_cols = sql.SQL("{}, _cursor").format(columns)
-    t0 = time.monotonic()
-    try:
-        with wh.transaction():
-            wh.execute("select set_config('medallion.batch_id', %s, true)", (result.batch_id,))
-            # one load per bronze table at a time (overlapping backfills, retries), then plan under the lock
-            wh.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"medallion:{spec.qualified}",))
-            loaded_until, cursor_bound = load_bounds(wh, spec)
-            mode, start, end = plan_window(
-                spec, loaded_until, interval_start, interval_end, full_refresh, now or started
-            )
-            result.mode, result.window_start, result.window_end = mode, start, end
-            select = _select_sql(spec, exprs, start, end)
-            label = f"{spec.qualified} {_fmt(start)}..{_fmt(end)}"
-            log.info(
-                "%s: %s load of %s.%s, window [%s, %s)",
-                spec.qualified,
-                mode,
-                spec.source_schema,
-                spec.name,
-                _fmt(start),
-                _fmt(end),
-            )
-            direct = (start is not None and cursor_bound is not None and cursor_bound <= start) or (
-                cursor_bound is None and not _has_rows(wh, bronze)
-            )
-            if mode == "incremental" and direct:
-                result.path = "direct"
-                result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label)
-                result.rows_written = result.rows_read
-            else:
-                stage = sql.Identifier(f"_stage_{spec.name}")
-                wh.execute(
-                    sql.SQL("create temp table {} on commit drop as select {}, _cursor from {} with no data").format(
-                        stage, columns, bronze
-                    )
+    interval = (interval_start, interval_end)
+    with _batch(wh, spec, result, started, interval, run, "load"):  # planned under the table's lock
+        loaded_until, cursor_bound = load_bounds(wh, spec)
+        mode, start, end = plan_window(spec, loaded_until, interval_start, interval_end, full_refresh, now or started)
+        result.mode, result.window_start, result.window_end = mode, start, end
+        select = _select_sql(spec, exprs, start, end)
+        label = f"{spec.qualified} {_fmt(start)}..{_fmt(end)}"
+        log.info("%s: %s load, window [%s, %s)", spec.qualified, mode, _fmt(start), _fmt(end))
+        direct = (start is not None and cursor_bound is not None and cursor_bound <= start) or (
+            cursor_bound is None and not _has_rows(wh, bronze)
+        )
+        if mode == "incremental" and direct:
+            result.path = "direct"
+            result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label)
+            result.rows_written = result.rows_read
+        else:
+            stage = sql.Identifier(f"_stage_{spec.name}")
+            wh.execute(
+                sql.SQL("create temp table {} on commit drop as select {}, _cursor from {} with no data").format(
+                    stage, columns, bronze
                 )
-                result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(stage, target_cols), label)
-                wh.execute(sql.SQL("analyze {}").format(stage))
-                if mode == "incremental":
-                    result.path = "staged"
-                    result.rows_written = wh.execute(
-                        _template("insert_new_versions").format(
-                            bronze=bronze,
-                            stage=stage,
-                            columns=columns,
-                            pk_match=_pk_match(spec, "b", "s"),
-                            window_start=sql.Literal(start or datetime.min.replace(tzinfo=UTC)),
-                        )
-                    ).rowcount
-                else:
-                    result.path = "snapshot"
-                    wh.execute(_template("replace_snapshot").format(bronze=bronze, stage=stage, columns=columns))
-                    result.rows_written = result.rows_read
-            result.seconds = time.monotonic() - t0
-            _record(wh, result, spec, "success", started, (interval_start, interval_end), run)
-    except Exception as exc:
-        result.seconds = time.monotonic() - t0
-        _record_failure(wh, result, spec, started, (interval_start, interval_end), run, exc)
-        if isinstance(exc, ConfigError):
-            raise
-        raise ReplicationError(f"{spec.qualified}: load failed: {_first_line(exc)}") from exc
+            )
+            result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(stage, target_cols), label)
+            wh.execute(sql.SQL("analyze {}").format(stage))
+            if mode == "incremental":
+                result.path = "staged"
+                result.rows_written = wh.execute(
+                    _template("insert_new_versions").format(
+                        bronze=bronze,
+                        stage=stage,
+                        columns=columns,
+                        pk_match=_pk_match(spec, "b", "s"),
+                        window_start=sql.Literal(start or datetime.min.replace(tzinfo=UTC)),
+                    )
+                ).rowcount
+            else:
+                result.path = "snapshot"
+                wh.execute(_template("replace_snapshot").format(bronze=bronze, stage=stage, columns=columns))
+                result.rows_written = result.rows_read
     log.info(result.summary())
     return result
 
@@ -480,6 +459,31 @@ def _has_rows(wh: psycopg.Connection, bronze: sql.Identifier) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
+
+
+@contextmanager
+def _batch(wh: psycopg.Connection, spec: TableSpec, result: BatchResult, started: datetime,
+           interval: tuple[datetime | None, datetime | None], run: dict, what: str):  # fmt: skip
+    """One warehouse transaction per batch, under the table's lock, committed with its ledger row.
+
+    On any error the transaction rolls back, a 'failed' ledger row records the error, and the error
+    is re-raised: ConfigError as is (a retry will not help), anything else as ReplicationError.
+    """
+    t0 = time.monotonic()
+    try:
+        with wh.transaction():
+            wh.execute("select set_config('medallion.batch_id', %s, true)", (result.batch_id,))
+            # one batch per bronze table at a time (overlapping backfills, retries, reconciliation)
+            wh.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"medallion:{spec.qualified}",))
+            yield
+            result.seconds = time.monotonic() - t0
+            _record(wh, result, spec, "success", started, interval, run)
+    except Exception as exc:
+        result.seconds = time.monotonic() - t0
+        _record_failure(wh, result, spec, started, interval, run, exc)
+        if isinstance(exc, ConfigError):
+            raise
+        raise ReplicationError(f"{spec.qualified}: {what} failed: {_first_line(exc)}") from exc
 
 
 def _record_failure(wh, result, spec, started, interval, run, exc) -> None:
@@ -504,41 +508,25 @@ def reconcile_deletes(
     bronze = sql.Identifier(spec.bronze_schema, spec.name)
     keys = sql.Identifier(f"_keys_{spec.name}")
     pk = sql.SQL(", ").join(sql.Identifier(c) for c in spec.primary_key)
-    t0 = time.monotonic()
-    try:
-        with wh.transaction():
-            wh.execute("select set_config('medallion.batch_id', %s, true)", (result.batch_id,))
-            wh.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"medallion:{spec.qualified}",))
-            if bronze_columns(wh, spec) is None:
-                raise ConfigError(
-                    f"{spec.qualified} does not exist yet: run the bronze load before reconciling deletes"
-                )
-            wh.execute(
-                sql.SQL("create temp table {} on commit drop as select {} from {} with no data").format(
-                    keys, pk, bronze
-                )
+    with _batch(wh, spec, result, started, (None, None), run, "delete reconciliation"):
+        if bronze_columns(wh, spec) is None:
+            raise ConfigError(f"{spec.qualified} does not exist yet: run the bronze load before reconciling deletes")
+        wh.execute(
+            sql.SQL("create temp table {} on commit drop as select {} from {} with no data").format(keys, pk, bronze)
+        )
+        select = sql.SQL("select {} from {}").format(pk, sql.Identifier(spec.source_schema, spec.name))
+        result.rows_read = copy_stream(src, wh, select, keys, f"{spec.qualified} keys")
+        wh.execute(sql.SQL("analyze {}").format(keys))
+        wh.execute(sql.SQL("analyze {}").format(bronze))  # a bad estimate here means a nested loop over all keys
+        result.rows_written = wh.execute(
+            _template("insert_tombstones").format(
+                bronze=bronze,
+                pk_columns=pk,
+                source_keys=keys,
+                key_match=_pk_match(spec, "k", "latest"),
+                latest_pk=sql.SQL(", ").join(sql.Identifier("latest", c) for c in spec.primary_key),
             )
-            select = sql.SQL("select {} from {}").format(pk, sql.Identifier(spec.source_schema, spec.name))
-            result.rows_read = copy_stream(src, wh, select, keys, f"{spec.qualified} keys")
-            wh.execute(sql.SQL("analyze {}").format(keys))
-            wh.execute(sql.SQL("analyze {}").format(bronze))  # a bad estimate here means a nested loop over all keys
-            result.rows_written = wh.execute(
-                _template("insert_tombstones").format(
-                    bronze=bronze,
-                    pk_columns=pk,
-                    source_keys=keys,
-                    key_match=_pk_match(spec, "k", "latest"),
-                    latest_pk=sql.SQL(", ").join(sql.Identifier("latest", c) for c in spec.primary_key),
-                )
-            ).rowcount
-            result.seconds = time.monotonic() - t0
-            _record(wh, result, spec, "success", started, (None, None), run)
-    except Exception as exc:
-        result.seconds = time.monotonic() - t0
-        _record_failure(wh, result, spec, started, (None, None), run, exc)
-        if isinstance(exc, ConfigError):
-            raise
-        raise ReplicationError(f"{spec.qualified}: delete reconciliation failed: {_first_line(exc)}") from exc
+        ).rowcount
     log.info(
         "%s: %s source keys, %s hard deletes tombstoned in %.2fs",
         spec.qualified,
