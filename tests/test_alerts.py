@@ -10,6 +10,7 @@ import email
 import email.policy
 import html
 import re
+import socket
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,6 +88,12 @@ def pipeline(airflow_db, inbox):
     assert bag.get_dag("bronze_supabase").test(logical_date=AS_OF).state == "success"
     assert inbox.take() == [], "every table was just loaded: nothing is stale, nothing failed"
     return stack, bag
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def warehouse(stack) -> psycopg.Connection:
@@ -339,3 +346,21 @@ def test_the_view_states_the_facts_the_email_states(pipeline, inbox):
     freshness.check()
     [mail] = inbox.take()
     assert mail.subject == "[medallion] RECOVERED invoices, session_events"
+
+
+def test_news_that_could_not_be_emailed_is_emailed_by_the_next_check(pipeline, inbox, monkeypatch):
+    stack, _ = pipeline
+    age_ledger(stack, "users", timedelta(hours=3))  # warn 2h, error 6h
+    with monkeypatch.context() as m:  # SMTP is down: nothing listens on that port
+        m.setenv("AIRFLOW_CONN_SMTP_DEFAULT", f"smtp://127.0.0.1:{free_port()}?disable_ssl=true&disable_tls=true")
+        assert "error" in freshness.check(strict=False)  # the check after a load: logs, does not fail
+        with pytest.raises(OSError):
+            freshness.check()  # the freshness DAG's check fails (and retries)
+    with warehouse(stack) as wh:
+        assert wh.execute("select count(*) from ops.freshness_incidents where closed_at is null").fetchone()[0] == 0
+    assert freshness.check()["opened"] == ["users"]  # SMTP is back: the news was not lost
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] WARN users"
+    age_ledger(stack, "users", -timedelta(hours=3))
+    freshness.check()
+    assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED users"]
