@@ -87,8 +87,15 @@ with DAG(
         return bronze.load_table(table, full_refresh=bool(params.get("full_refresh")), context=get_current_context())
 
     @task(outlets=[dagkit.BRONZE_SUPABASE])
-    def landed(results: list[dict]) -> str:
-        """All tables loaded: publish the bronze asset (silver runs on it) and log a summary."""
+    def landed(results: list[dict], outlet_events=None, data_interval_start=None, data_interval_end=None) -> str:
+        """All tables loaded: publish the bronze asset (silver runs on it) and log a summary.
+
+        The event carries the run's interval, so an asset-triggered silver run processes just it.
+        """
+        if data_interval_start is not None and data_interval_end is not None:
+            outlet_events[dagkit.BRONZE_SUPABASE].extra = {
+                "interval_start": data_interval_start.isoformat(), "interval_end": data_interval_end.isoformat(),
+            }  # fmt: skip
         return bronze.report(list(results))
 
     # Best effort and quick: the run stays open until it is done, and news it could not email

@@ -1,0 +1,48 @@
+"""Gold layer: dbt marts and metric views from silver, via Cosmos."""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from medallion import dagkit, transform
+
+DOCS = """
+# gold — silver → `gold_marts` (tables) and `gold_metrics` (KPI views)
+
+**What**: one `dbt build` of `include/dbt/models/marts` and `models/metrics` (models and their
+tests), rendered by Cosmos from `include/dbt/target/manifest.json`. The `dbt_producer_watcher`
+task runs the build; every other task is a light sensor showing one model's (or its tests')
+result. Marts are rebuilt in full on every run (they read the silver facts and dimensions), so a
+gold run is always consistent with silver. Metric definitions (MRR, active organizations, error
+rate, retention...): `include/dbt/README.md`. Last task `published` emits the `gold` asset.
+
+**Upstream**: runs when `silver` has published (asset `silver`) and also hourly on its own data
+interval. Connection: `warehouse` (dbt profile built from it by Cosmos).
+
+**When it fails** (you got an email):
+1. The red sensor names the model or its tests; the `dbt_producer_watcher` log has dbt's error.
+2. Clearing a failed sensor reruns that model alone; the producer is skipped on retry (Cosmos
+   watcher mode).
+3. A failed data test (e.g. `assert_mrr_agrees_across_models`, `recency`) usually means silver is
+   behind or wrong: check the last `silver` run first, rerun it, then gold.
+4. Reruns are always safe (gold is rebuilt from silver). Backfill a range:
+   `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack
+   `airflow backfill create --dag-id gold --from-date START --to-date END` after silver's.
+
+**Manual run**: params `full_refresh` and `select` (a dbt selection within the layer, e.g. `v_mrr`).
+"""
+
+with DAG(
+    dag_id="gold",
+    description="dbt gold (marts + metrics) from silver, via Cosmos",
+    schedule=transform.schedule(dagkit.SILVER),
+    start_date=dagkit.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=dagkit.default_args(),
+    tags=["gold", "dbt"],
+    doc_md=DOCS,
+    params=transform.params(),
+    user_defined_macros=transform.USER_DEFINED_MACROS,
+) as dag:
+    transform.dbt_task_group("gold") >> transform.publish(dagkit.GOLD)

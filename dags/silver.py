@@ -1,0 +1,52 @@
+"""Silver layer: dbt staging views and core entities/facts from bronze_supabase, via Cosmos."""
+
+from __future__ import annotations
+
+from airflow.sdk import DAG
+
+from medallion import dagkit, transform
+
+DOCS = """
+# silver — bronze_supabase → `silver_stg` (views) and `silver_core` (tables)
+
+**What**: one `dbt build` of `include/dbt/models/staging` and `models/core` (models and their
+tests), rendered by Cosmos from `include/dbt/target/manifest.json`. The `dbt_producer_watcher`
+task runs the build; every other task is a light sensor showing one model's (or its tests')
+result as dbt reports it. The incremental facts (`core_sessions`, `fct_browser_run`, `fct_event`,
+`fct_usage`) process only the keys bronze touched in the run's interval (dbt vars `interval_start`
+/ `interval_end`); everything else is rebuilt. Last task `published` emits the `silver` asset,
+which starts `gold`.
+
+**Upstream**: runs when `bronze_supabase` lands (asset `bronze_supabase`; the interval comes from
+the bronze run's event) and also hourly on its own data interval, so it can be backfilled.
+Connection: `warehouse` (dbt profile built from it by Cosmos).
+
+**When it fails** (you got an email):
+1. The red sensor names the model or its tests; the `dbt_producer_watcher` log has dbt's error.
+2. Clearing a failed sensor reruns that model alone (`dbt run/test --select <model>`); the
+   producer itself never reruns on retry (it is skipped), by design of Cosmos' watcher mode.
+3. A failed data test means bad data or a broken assumption: query the model, fix upstream (or
+   the model), then trigger with `select` = the model and its children (`core_sessions+`).
+4. *on_schema_change* / a new column: trigger with `full_refresh` on.
+5. Reruns are always safe (incremental models recompute touched keys from bronze). Backfill a
+   range: `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack
+   `airflow backfill create --dag-id silver --from-date START --to-date END`.
+
+**Manual run**: params `full_refresh` (rebuild incrementals from all of bronze) and `select` (a dbt
+selection within the layer). A manual run without an interval processes every key.
+"""
+
+with DAG(
+    dag_id="silver",
+    description="dbt silver (staging + core) from bronze_supabase, via Cosmos",
+    schedule=transform.schedule(dagkit.BRONZE_SUPABASE),
+    start_date=dagkit.START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=dagkit.default_args(),
+    tags=["silver", "dbt"],
+    doc_md=DOCS,
+    params=transform.params(),
+    user_defined_macros=transform.USER_DEFINED_MACROS,
+) as dag:
+    transform.dbt_task_group("silver") >> transform.publish(dagkit.SILVER)

@@ -1,0 +1,222 @@
+"""Silver and gold: the dbt project as Cosmos task groups, and what their DAG runs share.
+
+The DAG files (`dags/silver.py`, `dags/gold.py`) stay thin: a schedule, params, one task group
+built here from the build-time manifest (`include/dbt/target/manifest.json`, no `dbt ls` and no
+connection at parse time), and a last task that publishes the layer's asset.
+
+Execution mode is WATCHER: one `dbt build` of the layer (producer task) and one light sensor per
+model and per model's tests that shows its status as dbt reports it. A task per model running its
+own dbt (LOCAL) would pay dbt's start-up (and, with per-run vars, a full project parse) once per
+model; `make bench` (bench/transform_bench.py) measures what the watcher costs over a bare build.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, get_current_context, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos import settings as cosmos_settings
+from cosmos.constants import (
+    PRODUCER_WATCHER_TASK_ID,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    TestIndirectSelection,
+)
+from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+from medallion import dagkit
+from medallion.config import DBT_PROJECT_DIR, WAREHOUSE_CONN_ID
+
+log = logging.getLogger(__name__)
+
+# Cosmos reports usage to an external endpoint after every task and adds a hidden param to each
+# DAG for it. Our workers reach only package registries, so every task would wait for the call
+# to time out. Off unless a deployment opts in with AIRFLOW__COSMOS__ENABLE_TELEMETRY=True.
+if "AIRFLOW__COSMOS__ENABLE_TELEMETRY" not in os.environ:
+    cosmos_settings.enable_telemetry = False
+
+# dbt of this interpreter's environment (a venv's bin/ need not be on PATH)
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
+# dbt as a subprocess: measured faster here than dbtRunner in the task's process, whose event
+# callbacks compete with the dbt threads for one interpreter (`make bench`; override to compare).
+INVOCATION_MODE = InvocationMode[os.environ.get("MEDALLION_DBT_INVOCATION", "SUBPROCESS").upper()]
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+PROJECT_NAME = "medallion"
+# The folder is the layer (include/dbt/dbt_project.yml).
+LAYERS: dict[str, tuple[str, ...]] = {
+    "silver": ("path:models/staging", "path:models/core"),
+    "gold": ("path:models/marts", "path:models/metrics"),
+}
+
+
+class ManifestMissing(FileNotFoundError):
+    """The dbt manifest the DAGs are rendered from has not been built."""
+
+
+def require_manifest() -> None:
+    if not MANIFEST.is_file():
+        raise ManifestMissing(f"dbt manifest not found: {MANIFEST}; create it with `make manifest` "
+                              f"(or docker/dbt-manifest.sh {DBT_PROJECT_DIR})")  # fmt: skip
+
+
+class WarehouseProfileMapping(PostgresUserPasswordProfileMapping):
+    """The dbt profile from the `warehouse` Airflow connection; an empty password is allowed (trust auth)."""
+
+    required_fields = ["host", "user", "dbname"]
+
+    def get_dbt_value(self, name: str) -> Any:
+        value = super().get_dbt_value(name)
+        return "" if name == "password" and value is None else value
+
+
+def schedule(upstream: Asset) -> AssetOrTimeSchedule:
+    """Run when the upstream layer has landed, and hourly with a real data interval (backfills)."""
+    return AssetOrTimeSchedule(
+        timetable=CronDataIntervalTimetable("0 * * * *", timezone=dagkit.TIMEZONE), assets=[upstream]
+    )
+
+
+def params() -> dict[str, Param]:
+    return {
+        "full_refresh": Param(
+            False, type="boolean", title="Full refresh",
+            description="Rebuild incremental models from all of bronze (dbt --full-refresh).",
+        ),
+        "select": Param(
+            "", type="string", title="Select",
+            description="dbt selection within this layer, e.g. `core_sessions+` or `tag:x`; empty = the whole layer.",
+        ),
+    }  # fmt: skip
+
+
+# --- the interval a run processes ------------------------------------------------------------
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return value.isoformat()
+
+
+def run_interval(data_interval_start: Any, data_interval_end: Any, triggering_asset_events: Any) -> dict[str, str]:
+    """`{interval_start, interval_end}` of a run, or {} (= every key) when it has none.
+
+    A scheduled or backfill run has its data interval. An asset-triggered run has none: it takes the
+    span of the intervals its triggering events carry in `extra`; if any event carries none (e.g. a
+    manual upstream run), the run processes every key, which is always correct, only slower.
+    """
+    if data_interval_start is not None and data_interval_end is not None:
+        return {"interval_start": _iso(data_interval_start), "interval_end": _iso(data_interval_end)}
+    events = [e for evs in (triggering_asset_events or {}).values() for e in evs]
+    if not events:
+        return {}
+    spans = []
+    for event in events:
+        extra = getattr(event, "extra", None) or {}
+        if not extra.get("interval_start") or not extra.get("interval_end"):
+            return {}
+        spans.append((datetime.fromisoformat(extra["interval_start"]), datetime.fromisoformat(extra["interval_end"])))
+    return {
+        "interval_start": min(s for s, _ in spans).isoformat(),
+        "interval_end": max(e for _, e in spans).isoformat(),
+    }
+
+
+def dbt_vars(data_interval_start: Any, data_interval_end: Any, triggering_asset_events: Any) -> str:
+    """The run's `--vars` (JSON), rendered into the Cosmos operators' `vars` template field."""
+    return json.dumps(run_interval(data_interval_start, data_interval_end, triggering_asset_events))
+
+
+def selection(layer_select: str, user_select: str | None) -> str:
+    """The producer's `--select`: the layer, narrowed to the user's selection (dbt intersection)."""
+    user = (user_select or "").split()
+    if not user:
+        return layer_select
+    return " ".join(f"{layer},{sel}" for layer in layer_select.split() for sel in user)
+
+
+USER_DEFINED_MACROS = {"medallion_dbt_vars": dbt_vars, "medallion_selection": selection}
+VARS_TEMPLATE = "{{ medallion_dbt_vars(data_interval_start, data_interval_end, triggering_asset_events) }}"
+
+
+# --- the task group ----------------------------------------------------------------------------
+
+
+def profile_config() -> ProfileConfig:
+    return ProfileConfig(
+        profile_name=PROJECT_NAME,
+        target_name="warehouse",
+        profile_mapping=WarehouseProfileMapping(
+            conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": "public", "threads": 2}
+        ),
+    )
+
+
+def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
+    """The layer's models and their tests as tasks, built by one `dbt build` (WATCHER)."""
+    require_manifest()
+    select = list(LAYERS[layer])
+    group = DbtTaskGroup(
+        group_id=group_id,
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR, manifest_path=MANIFEST, project_name=PROJECT_NAME, partial_parse=True
+        ),
+        profile_config=profile_config(),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER,
+            invocation_mode=INVOCATION_MODE,
+            dbt_executable_path=DBT_EXECUTABLE,
+            # a test runs in the layer that holds all its parents (a silver run never tests gold)
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+            # the producer does not rerun on retry (Cosmos skips it and each failed model's sensor
+            # reruns that model alone), so its one retry need not wait
+            setup_operator_args={
+                "retry_delay": timedelta(seconds=5),
+                "retry_exponential_backoff": False,
+                "indirect_selection": TestIndirectSelection.CAUTIOUS.value,  # Cosmos sets it on test tasks only
+            },
+        ),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select),
+        operator_args={
+            "vars": VARS_TEMPLATE,
+            "full_refresh": "{{ params.full_refresh }}",
+            "emit_datasets": False,  # the DAG publishes one asset per layer instead of one per model
+            "install_deps": False,
+            "poke_interval": 5,
+        },
+    )
+    producer = group.children[f"{group_id}.{PRODUCER_WATCHER_TASK_ID}"]
+    producer.select = "{{ medallion_selection('" + " ".join(select) + "', params.select) }}"
+    # Sensors wait on the producer's build. Making them its downstream (whatever its outcome, like
+    # Cosmos' DbtDag does) lets dag.test(), which runs one task at a time, run the build first.
+    for root in group.get_roots():
+        if root is not producer:
+            producer >> root
+            root.trigger_rule = "all_done"
+    return group
+
+
+def publish(asset: Asset):
+    """A task that emits the layer's asset, with the interval it processed in the event's extra."""
+
+    @task(task_id="published", outlets=[asset])
+    def published() -> dict[str, str]:
+        context = get_current_context()
+        interval = run_interval(context.get("data_interval_start"), context.get("data_interval_end"),
+                                context.get("triggering_asset_events"))  # fmt: skip
+        if interval:
+            context["outlet_events"][asset].extra = interval
+        log.info("%s published for %s", asset.name, interval or "every key (no interval)")
+        return interval
+
+    return published()

@@ -1,0 +1,100 @@
+"""The silver/gold task groups without running dbt: intervals, selection, DAG shape, missing manifest."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from medallion import config, dagkit, transform
+
+T0, T1, T2 = (datetime(2026, 11, 1, h, tzinfo=UTC) for h in (0, 1, 2))
+
+
+def events(*extras):
+    return {dagkit.BRONZE_SUPABASE: [SimpleNamespace(extra=e) for e in extras]}
+
+
+def test_a_scheduled_run_processes_its_data_interval():
+    assert transform.run_interval(T0, T1, events()) == {"interval_start": T0.isoformat(), "interval_end": T1.isoformat()}
+
+
+def test_an_asset_triggered_run_processes_the_span_of_its_events_intervals():
+    got = transform.run_interval(None, None, events(
+        {"interval_start": T1.isoformat(), "interval_end": T2.isoformat()},
+        {"interval_start": T0.isoformat(), "interval_end": T1.isoformat()},
+    ))  # fmt: skip
+    assert got == {"interval_start": T0.isoformat(), "interval_end": T2.isoformat()}
+
+
+def test_without_an_interval_a_run_processes_every_key():
+    assert transform.run_interval(None, None, {}) == {}
+    assert transform.run_interval(None, None, None) == {}
+    # one event without an interval (a manual upstream run): everything, to be safe
+    assert transform.run_interval(None, None, events({"interval_start": T0.isoformat(), "interval_end": T1.isoformat()},
+                                                     {})) == {}  # fmt: skip
+    assert transform.dbt_vars(None, None, None) == "{}"
+
+
+def test_the_select_param_narrows_the_layer_with_dbt_intersections():
+    layer = "path:models/staging path:models/core"
+    assert transform.selection(layer, "") == layer
+    assert transform.selection(layer, None) == layer
+    assert transform.selection(layer, "core_sessions+ tag:x") == (
+        "path:models/staging,core_sessions+ path:models/staging,tag:x "
+        "path:models/core,core_sessions+ path:models/core,tag:x"
+    )
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(config.ROOT / "dags"))
+    assert not bag.import_errors
+    return {d: bag.get_dag(d) for d in ("silver", "gold")}
+
+
+@pytest.mark.parametrize(("dag_id", "upstream", "outlet", "folders"), [
+    ("silver", dagkit.BRONZE_SUPABASE, dagkit.SILVER, ("staging", "core")),
+    ("gold", dagkit.SILVER, dagkit.GOLD, ("marts", "metrics")),
+])  # fmt: skip
+def test_layer_dag_shape(dags, dag_id, upstream, outlet, folders):
+    dag = dags[dag_id]
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert type(dag.timetable.timetable).__name__ == "CronDataIntervalTimetable"  # real data intervals: backfills
+    assert [a.name for a in dag.timetable.asset_condition.objects] == [upstream.name]
+    assert sorted(dag.params.keys()) == ["full_refresh", "select"]
+    producer = dag.get_task("dbt.dbt_producer_watcher")
+    assert all(f"path:models/{f}" in producer.select for f in folders) and "params.select" in producer.select
+    assert producer.vars == transform.VARS_TEMPLATE
+    models = {t.task_id.split(".")[1] for t in dag.tasks if t.task_id.endswith(".run")}
+    assert models and all(t.upstream_task_ids for t in dag.tasks if t is not producer)  # the build runs first
+    published = dag.get_task("published")
+    assert [a.name for a in published.outlets] == [outlet.name]
+    assert {t.task_id for t in dag.tasks} - published.get_flat_relative_ids(upstream=True) == {"published"}
+
+
+def test_models_are_rendered_per_layer(dags):
+    def models(dag):
+        return {t.task_id.split(".")[1] for t in dag.tasks if t.task_id.endswith(".run")}
+
+    silver, gold = models(dags["silver"]), models(dags["gold"])
+    assert {"stg_browser_sessions", "core_sessions", "dim_org", "fct_subscription"} <= silver
+    assert {"fct_daily_sessions", "fct_monthly_revenue", "v_mrr", "v_daily_kpis"} <= gold
+    assert not silver & gold
+
+
+def test_a_missing_manifest_fails_the_dag_file_with_one_clear_line(airflow_db, tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    missing = tmp_path / "target" / "manifest.json"
+    monkeypatch.setattr(transform, "MANIFEST", missing)
+    (tmp_path / "dags").mkdir()
+    shutil.copy(config.ROOT / "dags" / "silver.py", tmp_path / "dags" / "silver.py")
+    errors = DagBag(dag_folder=str(tmp_path / "dags")).import_errors
+    (error,) = errors.values()
+    last = error.strip().splitlines()[-1]
+    assert str(missing) in last and "make manifest" in last, last
