@@ -153,12 +153,15 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
             expect(dialog.get_by_role("checkbox", name="Full refresh")).to_be_visible()
             dialog.get_by_placeholder("Enter each string on a new line").fill("plans")
             page.screenshot(path=ARTIFACTS / "3-trigger-form.png")
-            before = {r["dag_run_id"] for r in live.api("GET", "/dags/bronze_supabase/dagRuns")["dag_runs"]}
+            newest = {"order_by": "-run_after", "limit": 20}  # other tests leave many runs (a backfill)
+            before = {
+                r["dag_run_id"] for r in live.api("GET", "/dags/bronze_supabase/dagRuns", params=newest)["dag_runs"]
+            }
             dialog.get_by_role("button", name="Trigger").click()
 
             def new_run():
-                runs = live.api("GET", "/dags/bronze_supabase/dagRuns")["dag_runs"]
-                return next((r for r in runs if r["dag_run_id"] not in before), None)
+                runs = live.api("GET", "/dags/bronze_supabase/dagRuns", params=newest)["dag_runs"]
+                return next((r for r in runs if r["dag_run_id"] not in before and r["run_type"] == "manual"), None)
 
             run = wait_until(new_run, 60, "the trigger form created no run")
             assert run["conf"] == {"tables": ["plans"], "full_refresh": False}
