@@ -18,7 +18,8 @@ def events(*extras):
 
 
 def test_a_scheduled_run_processes_its_data_interval():
-    assert transform.run_interval(T0, T1, events()) == {"interval_start": T0.isoformat(), "interval_end": T1.isoformat()}
+    expected = {"interval_start": T0.isoformat(), "interval_end": T1.isoformat()}
+    assert transform.run_interval(T0, T1, events()) == expected
 
 
 def test_an_asset_triggered_run_processes_the_span_of_its_events_intervals():
@@ -98,3 +99,15 @@ def test_a_missing_manifest_fails_the_dag_file_with_one_clear_line(airflow_db, t
     (error,) = errors.values()
     last = error.strip().splitlines()[-1]
     assert str(missing) in last and "make manifest" in last, last
+
+
+def test_backfill_splits_the_range_into_the_steps_intervals():
+    from medallion import backfill
+
+    assert backfill.intervals(T0, T2, "hour") == [(T0, T1), (T1, T2)]
+    day = datetime(2026, 11, 2, tzinfo=UTC)
+    assert backfill.intervals(T0, day, "day") == [(T0, day)]
+    with pytest.raises(ValueError, match="not on a day boundary"):
+        backfill.intervals(T1, day, "day")
+    with pytest.raises(ValueError, match="must be after"):
+        backfill.intervals(T1, T0, "hour")

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from conftest import AS_OF, Databases
 
-from medallion import config, dagkit, demo_source
+from medallion import backfill, config, dagkit, demo_source
 
 pytestmark = pytest.mark.slow
 
@@ -159,21 +159,14 @@ def differences(wh: psycopg.Connection, rels, schema: str = "snapshot") -> dict[
 
 
 def test_backfill_interval_by_interval_equals_a_full_refresh(stack, airflow_db, monkeypatch):
-    """Three days of source history, one interval a day (with the same code path as hourly runs).
+    """Three days of source changes, backfilled a day at a time with `make backfill`'s code, then compared.
 
-    The DAGs' hourly timetables are swapped for daily ones so that dag.test() gives each run a day-long
-    data interval; the runs use it exactly as they use an hour (bronze's window, dbt's interval vars).
+    `backfill.run(step="day")` gives each run a day-long data interval (the DAGs' hourly cron swapped
+    for a daily one): the runs use it exactly as they use an hour (bronze's window, dbt's interval vars).
     """
-    from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
-
     dbs = Databases(stack)
     monkeypatch.setenv("AIRFLOW_CONN_SUPABASE_SOURCE", dbs.source_uri)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", dbs.warehouse_uri)
-    bag = dagbag()
-    daily = CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
-    bag.get_dag("bronze_supabase").timetable = daily
-    bag.get_dag("silver").timetable = AssetOrTimeSchedule(timetable=daily, assets=[dagkit.BRONZE_SUPABASE])
-    bag.get_dag("gold").timetable = AssetOrTimeSchedule(timetable=daily, assets=[dagkit.SILVER])
 
     changes = []
     for step in range(4):  # the first interval loads all history, then three days of changes
@@ -181,11 +174,8 @@ def test_backfill_interval_by_interval_equals_a_full_refresh(stack, airflow_db, 
         if step:
             with dbs.src_admin() as conn:
                 changes.append(demo_source.advance(conn, hours=24, deletes=5))
-        run(bag, "bronze_supabase", when)
-        if step:
-            run(bag, "bronze_supabase_deletes", when)
-        run(bag, "silver", when)
-        run(bag, "gold", when)
+        # bronze, bronze_supabase_deletes, silver, gold for [when - 1 day, when)
+        backfill.run(when - timedelta(days=1), when, step="day")
     assert sum(c["browser_sessions (deleted)"] for c in changes) == 15
     assert all(c.get("browser_sessions", 0) > 0 for c in changes), changes
 
@@ -195,6 +185,7 @@ def test_backfill_interval_by_interval_equals_a_full_refresh(stack, airflow_db, 
         assert tombstones >= 15
         rels = snapshot(wh)
         assert len(rels) > 20
+    bag = dagbag()
     run(bag, "silver", when, full_refresh=True)
     run(bag, "gold", when, full_refresh=True)
     with dbs.wh() as wh:
