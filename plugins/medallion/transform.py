@@ -146,7 +146,11 @@ def selection(layer_select: str, user_select: str | None) -> str:
 
 
 USER_DEFINED_MACROS = {"medallion_dbt_vars": dbt_vars, "medallion_selection": selection}
-VARS_TEMPLATE = "{{ medallion_dbt_vars(data_interval_start, data_interval_end, triggering_asset_events) }}"
+# dag_run.*: a run without an interval (asset-triggered under the real scheduler) has no top-level
+# data_interval_* in its template context, and the context's undefined names are strict.
+VARS_TEMPLATE = (
+    "{{ medallion_dbt_vars(dag_run.data_interval_start, dag_run.data_interval_end, triggering_asset_events) }}"
+)
 
 
 # --- the task group ----------------------------------------------------------------------------
