@@ -34,14 +34,27 @@ def live(airflow_db):
         conn.execute("create database warehouse")
     with psycopg.connect(stack.source.uri("source")) as conn:
         demo_source.seed(conn, NOW, scale=0.3)
-    # one scheduled interval since the start date, so unpausing does not start a long catchup
-    airflow = LiveAirflow(
-        stack, port=_free_port(), env={"MEDALLION_START_DATE": (NOW - timedelta(hours=1)).isoformat()}
-    )
-    airflow.start()
-    yield airflow
-    pids = [p.pid for p in airflow.procs.values()]
-    airflow.stop()
+    from aiosmtpd.controller import Controller
+    from test_alerts import Inbox
+
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=stack.smtp_port)  # AIRFLOW_CONN_SMTP_DEFAULT's port
+    smtp.start()
+    env = {
+        # one scheduled interval since the start date, so unpausing does not start a long catchup
+        "MEDALLION_START_DATE": (NOW - timedelta(hours=1)).isoformat(),
+        # a bronze run takes longer than 3 s: the real scheduler must notice the miss and email it
+        "MEDALLION_BRONZE_DEADLINE_MINUTES": "0.05",
+    }
+    airflow = LiveAirflow(stack, port=_free_port(), env=env)
+    airflow.inbox = inbox
+    try:
+        airflow.start()
+        yield airflow
+    finally:
+        pids = [p.pid for p in airflow.procs.values()]
+        airflow.stop()
+        smtp.stop()
     for pid in pids:  # nothing left behind
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
@@ -61,6 +74,18 @@ def test_dag_processor_parses_every_dag_without_errors(live):
     wait_until(lambda: files <= {d["dag_id"] for d in live.api("GET", "/dags")["dags"]}, 120,
                f"dag-processor did not register {files}")  # fmt: skip
     assert live.api("GET", "/importErrors")["total_entries"] == 0
+
+
+def test_deadline_miss_is_emailed_by_the_real_scheduler(live):
+    """The bronze deadline is 3 s here; the scheduler sees the miss, the triggerer sends the email."""
+    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})  # its catch-up run is late
+
+    def late_mail():
+        return [m for m in live.inbox.messages if m.subject.startswith("[medallion] LATE bronze_supabase")]
+
+    mails = wait_until(late_mail, 300, "no deadline-miss email arrived")
+    assert "past its deadline" in mails[0].text or "after its deadline" in mails[0].text
+    assert mails[0].to == ["oncall@example.com"]
 
 
 def test_trigger_bronze_with_params_through_the_rest_api(live):
