@@ -138,6 +138,22 @@ def test_gold_kpis_equal_plain_sql_on_the_source(loaded):
                           "where date_day = %s", (last_day,)).fetchone()[0] == active_7d  # fmt: skip
 
 
+def test_a_failing_dbt_test_fails_the_run_even_after_retries_and_publishes_nothing(loaded):
+    """`recency` fails for an interval ending days after the last data. The build fails; Cosmos skips
+    the producer's retry and the retried test sensor reruns the model's tests, the failing one
+    included: the run fails and `silver` is not published (gold does not run on bad data)."""
+    bag = dagbag()
+    dag = bag.get_dag("silver")
+    for t in dag.tasks:  # retry at once (the DAG's own delays would make this test minutes long)
+        t.retries, t.retry_delay, t.retry_exponential_backoff = 1, timedelta(0), False
+    dr = dag.test(logical_date=AS_OF + timedelta(days=5))
+    states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
+    assert dr.state == "failed"
+    assert states["dbt.core_sessions.test"] == "failed"
+    assert states["dbt.dbt_producer_watcher"] == "skipped"  # its retry; the build failed on try 1
+    assert states["published"] == "upstream_failed"
+
+
 def snapshot(wh: psycopg.Connection, schema: str = "snapshot") -> list[tuple[str, str]]:
     rels = relations(wh)
     wh.execute(f"drop schema if exists {schema} cascade; create schema {schema}")

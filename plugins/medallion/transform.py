@@ -28,6 +28,7 @@ from cosmos.constants import (
     ExecutionMode,
     InvocationMode,
     LoadMode,
+    TestBehavior,
     TestIndirectSelection,
 )
 from cosmos.profiles import PostgresUserPasswordProfileMapping
@@ -42,12 +43,21 @@ log = logging.getLogger(__name__)
 # to time out. Off unless a deployment opts in with AIRFLOW__COSMOS__ENABLE_TELEMETRY=True.
 if "AIRFLOW__COSMOS__ENABLE_TELEMETRY" not in os.environ:
     cosmos_settings.enable_telemetry = False
+# Cosmos' "reliable retry" of the watcher producer rewrites one Airflow Variable holding every XCom
+# pushed so far (compiled SQL included) on each push: quadratic in the layer's size, and most of the
+# producer's overhead over a bare dbt build (`make bench`). Off, the backup is written once by the
+# producer's failure/retry callback; after a hard crash (no callback) the sensors rerun their models
+# one by one, which is slower but as correct. AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY=True restores it.
+if "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY" not in os.environ:
+    cosmos_settings.enable_watcher_reliable_retry = False
 
 # dbt of this interpreter's environment (a venv's bin/ need not be on PATH)
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
 # dbt as a subprocess: measured faster here than dbtRunner in the task's process, whose event
 # callbacks compete with the dbt threads for one interpreter (`make bench`; override to compare).
 INVOCATION_MODE = InvocationMode[os.environ.get("MEDALLION_DBT_INVOCATION", "SUBPROCESS").upper()]
+# WATCHER as shipped; LOCAL (a task per model, `dbt build --select <model>`) exists for the benchmark.
+EXECUTION_MODE = ExecutionMode[os.environ.get("MEDALLION_DBT_EXECUTION", "WATCHER").upper()]
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 PROJECT_NAME = "medallion"
 # The folder is the layer (include/dbt/dbt_project.yml).
@@ -170,6 +180,7 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
     """The layer's models and their tests as tasks, built by one `dbt build` (WATCHER)."""
     require_manifest()
     select = list(LAYERS[layer])
+    watcher = EXECUTION_MODE == ExecutionMode.WATCHER
     group = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
@@ -177,28 +188,40 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
         ),
         profile_config=profile_config(),
         execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.WATCHER,
+            execution_mode=EXECUTION_MODE,
             invocation_mode=INVOCATION_MODE,
             dbt_executable_path=DBT_EXECUTABLE,
-            # a test runs in the layer that holds all its parents (a silver run never tests gold)
-            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
+            # A retried test sensor reruns `dbt test --select <model>`: every test touching the model
+            # (eager), also those with another parent (recency vs its source, relationships), so a
+            # test that failed in the build fails again instead of being left out of the rerun.
+            test_indirect_selection=TestIndirectSelection.EAGER,
             # the producer does not rerun on retry (Cosmos skips it and each failed model's sensor
             # reruns that model alone), so its one retry need not wait
             setup_operator_args={
                 "retry_delay": timedelta(seconds=5),
                 "retry_exponential_backoff": False,
-                "indirect_selection": TestIndirectSelection.CAUTIOUS.value,  # Cosmos sets it on test tasks only
-            },
+                # the layer's build runs the tests whose parents are all in the layer (a silver
+                # build never tests gold tables, which may not exist yet)
+                "indirect_selection": TestIndirectSelection.CAUTIOUS.value,
+            }
+            if watcher
+            else None,
         ),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            select=select,
+            test_behavior=TestBehavior.AFTER_EACH if watcher else TestBehavior.BUILD,
+        ),
         operator_args={
             "vars": VARS_TEMPLATE,
             "full_refresh": "{{ params.full_refresh }}",
             "emit_datasets": False,  # the DAG publishes one asset per layer instead of one per model
             "install_deps": False,
-            "poke_interval": 5,
+            **({"poke_interval": 5} if watcher else {}),
         },
     )
+    if not watcher:  # a task per model (benchmark only): the `select` param does not apply
+        return group
     producer = group.children[f"{group_id}.{PRODUCER_WATCHER_TASK_ID}"]
     producer.select = "{{ medallion_selection('" + " ".join(select) + "', params.select) }}"
     # Sensors wait on the producer's build. Making them its downstream (whatever its outcome, like
