@@ -29,6 +29,11 @@ interval. Connection: `warehouse` (dbt profile built from it by Cosmos).
    `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack
    `airflow backfill create --dag-id gold --from-date START --to-date END` after silver's.
 
+**Deadline**: a run not done `MEDALLION_GOLD_DEADLINE_MINUTES` (default 60) after it was queued
+(a scheduled run at its interval end, an asset-triggered one when its upstream published) sends
+one `[medallion] LATE gold ...` email naming the run and how late it is; a failed run does not
+(its FAILED email is the alert), nor does a backfill.
+
 **Manual run**: params `full_refresh` and `select` (a dbt selection within the layer, e.g. `v_mrr`).
 """
 
@@ -40,6 +45,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=dagkit.default_args(),
+    deadline=dagkit.deadline(dagkit.GOLD_DEADLINE),
     tags=["gold", "dbt"],
     doc_md=DOCS,
     params=transform.params(),

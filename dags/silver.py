@@ -32,6 +32,11 @@ Connection: `warehouse` (dbt profile built from it by Cosmos).
    range: `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack
    `airflow backfill create --dag-id silver --from-date START --to-date END`.
 
+**Deadline**: a run not done `MEDALLION_SILVER_DEADLINE_MINUTES` (default 60) after it was queued
+(a scheduled run at its interval end, an asset-triggered one when its upstream published) sends
+one `[medallion] LATE silver ...` email naming the run and how late it is; a failed run does not
+(its FAILED email is the alert), nor does a backfill.
+
 **Manual run**: params `full_refresh` (rebuild incrementals from all of bronze) and `select` (a dbt
 selection within the layer). A manual run without an interval processes every key.
 """
@@ -44,6 +49,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     default_args=dagkit.default_args(),
+    deadline=dagkit.deadline(dagkit.SILVER_DEADLINE),
     tags=["silver", "dbt"],
     doc_md=DOCS,
     params=transform.params(),

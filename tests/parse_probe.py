@@ -54,6 +54,15 @@ def main() -> None:
             "timetable": type(dag.timetable).__name__,
             "params": sorted(dag.params.keys()),
             "on_failure_callback": bool(dag.default_args.get("on_failure_callback")),
+            "deadlines": [
+                {
+                    "reference": type(d.reference).__name__,
+                    "minutes": d.interval.total_seconds() / 60,
+                    "callback": getattr(d.callback, "path", None),
+                    "kwargs": getattr(d.callback, "kwargs", None),
+                }
+                for d in (dag.deadline if isinstance(dag.deadline, list) else [dag.deadline] if dag.deadline else [])
+            ],
         }
         for dag_id, dag in bag.dags.items()
     }

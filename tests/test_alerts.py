@@ -11,13 +11,16 @@ import email.policy
 import html
 import re
 import socket
+import threading
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
 from conftest import AS_OF, STACK
+from psycopg import sql
 
 from medallion import alerts, config, freshness
 
@@ -44,8 +47,11 @@ class Inbox:
 
     def __init__(self):
         self.messages: list[Received] = []
+        self.while_sending: Callable[[], None] | None = None  # runs while the sender waits for our reply
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        if self.while_sending is not None:
+            self.while_sending()
         msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
         text, htm = msg.get_body(("plain",)), msg.get_body(("html",))
         self.messages.append(Received(
@@ -83,6 +89,9 @@ def pipeline(airflow_db, inbox):
         conn.execute("create database warehouse")
     from airflow.dag_processing.dagbag import DagBag
 
+    with warehouse(stack) as wh:  # gold as dbt would leave it, covering today: fresh
+        for sla in freshness.gold_slas():
+            build_gold(wh, sla, newest_period(sla))
     bag = DagBag(dag_folder=str(config.ROOT / "dags"))
     assert not bag.import_errors
     assert bag.get_dag("bronze_supabase").test(logical_date=AS_OF).state == "success"
@@ -130,6 +139,44 @@ def age_ledger(stack, table: str, by: timedelta) -> None:
             "where table_name = %s",
             (by, by, table),
         )
+
+
+def gold(table: str) -> freshness.Sla:
+    """A gold table's declared SLA (the dbt manifest)."""
+    return next(sla for sla in freshness.gold_slas() if sla.table_name == table)
+
+
+def newest_period(sla: freshness.Sla, back: int = 0) -> date:
+    """The start of the period `back` periods before the current one (today, or this month's first day)."""
+    today = datetime.now(UTC).date()
+    if sla.covered_grain == "month":
+        month = today.year * 12 + today.month - 1 - back
+        return date(month // 12, month % 12 + 1, 1)
+    assert sla.covered_grain == "day", sla
+    return today - timedelta(days=back)
+
+
+def build_gold(wh: psycopg.Connection, sla: freshness.Sla, *newest: date) -> None:
+    """Stand-in for dbt's build of a gold table: its covered_by column, one row per period given."""
+    table = sql.Identifier(sla.source, sla.table_name)
+    wh.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(sla.source)))
+    wh.execute(sql.SQL("drop table if exists {}").format(table))
+    wh.execute(sql.SQL("create table {} ({} date not null)").format(table, sql.Identifier(sla.covered_by)))
+    for day in newest:
+        wh.execute(sql.SQL("insert into {} values (%s)").format(table), (day,))
+
+
+def freshness_row(stack, kind: str, table: str) -> dict:
+    with warehouse(stack) as wh:
+        wh.row_factory = psycopg.rows.dict_row
+        return wh.execute("select * from ops.table_freshness where kind = %s and table_name = %s",
+                          (kind, table)).fetchone()  # fmt: skip
+
+
+def rows(stack, query: str) -> list[dict]:
+    with warehouse(stack) as wh:
+        wh.row_factory = psycopg.rows.dict_row
+        return wh.execute(query).fetchall()
 
 
 def task_states(run) -> dict[str, set[str]]:
@@ -235,11 +282,18 @@ def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_re
     assert incidents == [("invoices", "error", "freshness check", True)]
 
 
-def test_a_missed_deadline_sends_its_email_through_the_scheduler_and_triggerer_code(pipeline, inbox):
+@pytest.mark.parametrize(("dag_id", "allowed", "work"), [
+    ("bronze_supabase", 45, "a long COPY"),  # MEDALLION_BRONZE_DEADLINE_MINUTES' default
+    ("silver", 60, "a long dbt build"),  # MEDALLION_SILVER_DEADLINE_MINUTES'
+    ("gold", 60, "a long dbt build"),  # MEDALLION_GOLD_DEADLINE_MINUTES'
+])  # fmt: skip
+def test_a_missed_deadline_sends_its_email_through_the_scheduler_and_triggerer_code(
+    pipeline, inbox, dag_id, allowed, work
+):
     """The deadline path as Airflow runs it, minus the wait: the run is created like the scheduler
     does (from the serialized DAG, queued), the deadline is moved into the past instead of waiting
     45 minutes, then the scheduler's Deadline.handle_miss queues the callback on a trigger and the
-    trigger row is run the way the triggerer runs it."""
+    trigger row is run the way the triggerer runs it. For every layer DAG."""
     from airflow._shared.module_loading import import_string
     from airflow.models import DagRun, Deadline
     from airflow.models.dagbag import DBDagBag
@@ -253,7 +307,7 @@ def test_a_missed_deadline_sends_its_email_through_the_scheduler_and_triggerer_c
 
     start = AS_OF + timedelta(hours=5)
     with create_session() as session:
-        dag = DBDagBag().get_latest_version_of_dag("bronze_supabase", session=session)
+        dag = DBDagBag().get_latest_version_of_dag(dag_id, session=session)
         run = dag.create_dagrun(
             run_id=f"scheduled__{start.isoformat()}", logical_date=start,
             data_interval=DataInterval(start, start + timedelta(hours=1)), run_after=start + timedelta(hours=1),
@@ -263,7 +317,7 @@ def test_a_missed_deadline_sends_its_email_through_the_scheduler_and_triggerer_c
         session.flush()  # Airflow's sessions do not autoflush: the scheduler commits here
         run_pk, queued_at = run.id, run.queued_at
         [deadline] = session.scalars(select(Deadline).where(Deadline.dagrun_id == run_pk)).all()
-        assert deadline.deadline_time == queued_at + timedelta(minutes=45)  # MEDALLION_BRONZE_DEADLINE_MINUTES
+        assert deadline.deadline_time == queued_at + timedelta(minutes=allowed)
         deadline.deadline_time = datetime.now(UTC) - timedelta(minutes=12)
     try:
         with create_session() as session:  # the scheduler loop's step (scheduler_job_runner), for this run
@@ -291,17 +345,19 @@ def test_a_missed_deadline_sends_its_email_through_the_scheduler_and_triggerer_c
             session.delete(session.get(DagRun, run_pk))
 
     [mail] = inbox.take()
-    assert mail.subject == "[medallion] LATE bronze_supabase 05:00–06:00 UTC run, 12m past deadline"
+    assert mail.subject == f"[medallion] LATE {dag_id} 05:00–06:00 UTC run, 12m past deadline"
     assert mail.to == [RECIPIENT]
     assert_in_both(
         mail,
-        "bronze_supabase is 12m past its deadline and not done (state: queued).",
+        f"{dag_id} is 12m past its deadline and not done (state: queued).",
+        f"DAG: {dag_id}",
         f"Run: scheduled__{start.isoformat()}",
         "Interval: 2026-11-01 05:00 → 06:00 UTC",
         f"Queued: {alerts.when(queued_at)}",
-        "(45m after queued)",
+        f"({allowed // 60}h after queued)" if allowed >= 60 else f"({allowed}m after queued)",
         "Late by: 12m",
-        "/dags/bronze_supabase/runs/scheduled__2026-11-01T05%3A00%3A00%2B00%3A00",
+        f"/dags/{dag_id}/runs/scheduled__2026-11-01T05%3A00%3A00%2B00%3A00",
+        work,
     )
     # quiet when the run already failed (its FAILED email was the alert) and for backfills
     for dag_run in ({"state": "failed", "run_type": "scheduled"}, {"state": "running", "run_type": "backfill"}):
@@ -318,8 +374,17 @@ def test_the_view_states_the_facts_the_email_states(pipeline, inbox):
 
     with warehouse(stack) as wh:
         wh.row_factory = psycopg.rows.dict_row
-        view = {r["table_name"]: r for r in wh.execute("select * from ops.table_freshness")}
-        slas = {r["table_name"]: r for r in wh.execute("select * from ops.table_slas")}
+        view = {r["table_name"]: r for r in wh.execute("select * from ops.table_freshness where kind = 'bronze'")}
+        slas = {r["table_name"]: r for r in wh.execute("select * from ops.table_slas where kind = 'bronze'")}
+        gold_view = {r["table_name"]: r for r in wh.execute("select * from ops.table_freshness where kind = 'gold'")}
+        gold_slas = {r["table_name"]: r for r in wh.execute("select * from ops.table_slas where kind = 'gold'")}
+    gold_declared = {sla.table_name: sla for sla in freshness.gold_slas()}
+    assert set(gold_view) == set(gold_slas) == set(gold_declared), "every gold SLA, synced from the dbt project"
+    for name, sla in gold_declared.items():
+        assert (gold_slas[name]["warn_after"], gold_slas[name]["error_after"], gold_slas[name]["covered_by"],
+                gold_slas[name]["covered_grain"]) == (sla.warn_after, sla.error_after, sla.covered_by,
+                                                      sla.covered_grain)  # fmt: skip
+        assert gold_view[name]["status"] == "fresh" and gold_view[name]["last_load_at"] > datetime.now(UTC)
     declared = config.tables()
     assert set(view) == set(slas) == set(declared), "every declared table, synced from the one declaration"
     for name, spec in declared.items():
@@ -364,3 +429,149 @@ def test_news_that_could_not_be_emailed_is_emailed_by_the_next_check(pipeline, i
     age_ledger(stack, "users", -timedelta(hours=3))
     freshness.check()
     assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED users"]
+
+
+# --- gold: how old is the newest interval a table covers -------------------------------------
+
+
+def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_caught_up(pipeline, inbox):
+    """Gold rebuilt just now but with nothing after the day before yesterday is stale: its age runs
+    from the end of the newest day it covers, not from its rebuild."""
+    stack, bag = pipeline
+    sla = gold("fct_daily_sessions")  # covered_by session_date (day): the model's override of the folder's date_day
+    assert (sla.covered_by, sla.covered_grain) == ("session_date", "day")
+    assert (sla.warn_after, sla.error_after) == (timedelta(hours=4), timedelta(hours=8))  # dbt_project.yml, marts
+    behind = newest_period(sla, back=2)
+    covered_until = datetime.combine(behind + timedelta(days=1), datetime.min.time(), UTC)
+    with warehouse(stack) as wh:
+        build_gold(wh, sla, behind - timedelta(days=1), behind)  # just rebuilt, newest row 2 days old
+    checker = bag.get_dag("freshness")
+
+    assert checker.test().state == "success"
+    [mail] = inbox.take()
+    age = datetime.now(UTC) - covered_until
+    assert mail.subject == "[medallion] STALE gold_marts.fct_daily_sessions"
+    lead = re.match(r"gold_marts\.fct_daily_sessions is stale \(error\): covers until (.+ UTC), (\d+)h(?: (\d+)m)? "
+                    r"ago, SLA error after 8h\.\n", mail.text)  # fmt: skip
+    assert lead, mail.text
+    assert lead.group(1) == f"{covered_until:%Y-%m-%d} 00:00 UTC"
+    shown = timedelta(hours=int(lead.group(2)), minutes=int(lead.group(3) or 0))
+    assert abs(shown - age) < timedelta(minutes=2)
+    assert_in_both(
+        mail,
+        "gold_marts.fct_daily_sessions — ERROR (new)",
+        f"covers until {covered_until:%Y-%m-%d} 00:00 UTC (",
+        "SLA: warn after 4h, error after 8h",
+        "Gold is rebuilt from silver, silver from bronze",
+        "/dags/gold/runs",
+        "airflow dags trigger gold",
+    )
+    assert "bronze_supabase -c" not in mail.text, "no bronze table is stale: no bronze catch-up command"
+    row = freshness_row(stack, "gold", "fct_daily_sessions")
+    assert (row["source"], row["last_load_at"], row["status"]) == ("gold_marts", covered_until, "error")
+    assert abs(row["age"] - age) < timedelta(minutes=2)
+
+    assert checker.test().state == "success"
+    assert inbox.take() == [], "still stale: nothing new to say"
+
+    with warehouse(stack) as wh:  # gold catches up: today's sessions arrive
+        wh.execute("insert into gold_marts.fct_daily_sessions values (%s)", (newest_period(sla),))
+    assert freshness.check()["recovered"] == ["gold_marts.fct_daily_sessions"]
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] RECOVERED gold_marts.fct_daily_sessions"
+    tomorrow = newest_period(sla) + timedelta(days=1)
+    assert_in_both(mail, "gold_marts.fct_daily_sessions is fresh again.", "gold_marts.fct_daily_sessions — FRESH",
+                   f"covers until {tomorrow:%Y-%m-%d} 00:00 UTC (its newest period is in progress)",
+                   "was stale (error) since", "Stale now: nothing — every table is within its SLA")  # fmt: skip
+
+
+def test_a_gold_table_never_built_or_not_measurable_reads_as_stale_and_says_why(pipeline, inbox):
+    stack, _ = pipeline
+    names = ["fct_growth_daily", "fct_monthly_revenue", "fct_ops_daily", "fct_org_daily"]
+    labels = [f"gold_marts.{name}" for name in names]
+    with warehouse(stack) as wh:
+        wh.execute("drop table gold_marts.fct_growth_daily")  # gold never ran (or a new mart not built yet)
+        build_gold(wh, gold("fct_monthly_revenue"))  # built, no rows
+        wh.execute("alter table gold_marts.fct_ops_daily rename column date_day to day")  # declaration is wrong
+        wh.execute("drop table gold_marts.fct_org_daily")  # the query fails (stands for e.g. a missing privilege)
+        wh.execute("create view gold_marts.fct_org_daily as select current_date + 1 / 0 as date_day")
+    assert freshness.check()["opened"] == labels, "one check, every problem; nothing crashed"
+    [mail] = inbox.take()
+    assert mail.subject == f"[medallion] STALE {', '.join(labels[:3])} +1"
+    assert_in_both(
+        mail,
+        f"4 tables are stale (4 new): {', '.join(labels)}.",
+        "gold_marts.fct_growth_daily — ERROR (new)",
+        "never built: gold_marts.fct_growth_daily does not exist",
+        "no rows: gold_marts.fct_monthly_revenue is empty",
+        "cannot measure: gold_marts.fct_ops_daily has no column date_day (meta.covered_by)",
+        "cannot measure gold_marts.fct_org_daily: division by zero",
+        "airflow dags trigger gold",
+    )
+    row = freshness_row(stack, "gold", "fct_growth_daily")
+    assert (row["last_load_at"], row["age"], row["status"]) == (None, None, "error")
+    assert row["last_error"] == "never built: gold_marts.fct_growth_daily does not exist"
+    bronze = rows(stack, "select table_name from ops.table_freshness where kind = 'bronze' and status = 'fresh'")
+    assert {r["table_name"] for r in bronze} == set(config.tables()), "bronze is still checked, and fresh"
+
+    with warehouse(stack) as wh:  # gold builds them
+        wh.execute("drop view gold_marts.fct_org_daily")
+        for name in names:
+            build_gold(wh, gold(name), newest_period(gold(name)))
+    assert freshness.check()["recovered"] == labels
+    assert [m.subject for m in inbox.take()] == [f"[medallion] RECOVERED {', '.join(labels[:3])} +1"]
+    row = freshness_row(stack, "gold", "fct_growth_daily")
+    assert (row["status"], row["last_error"], row["failing_since"]) == ("fresh", None, None)
+
+
+def test_gold_measurement_never_blocks_dbt_nor_is_blocked_by_it(pipeline, inbox):
+    """dbt swaps a rebuilt table in under an exclusive lock. A check meanwhile waits a moment and
+    keeps the table's last measurement; and a check holds no lock on gold while it sends email
+    (SMTP can take long), so it never stalls a gold build."""
+    stack, _ = pipeline
+    sla = gold("fct_product_daily")
+    before = freshness_row(stack, "gold", "fct_product_daily")["last_load_at"]
+    locked, release = threading.Event(), threading.Event()
+
+    def dbt_swapping():
+        with warehouse(stack) as wh, wh.transaction():
+            wh.execute("lock table gold_marts.fct_product_daily in access exclusive mode")
+            locked.set()
+            release.wait(30)
+
+    swapper = threading.Thread(target=dbt_swapping)
+    swapper.start()
+    try:
+        assert locked.wait(10)
+        started = datetime.now(UTC)
+        result = freshness.check()
+        waited = datetime.now(UTC) - started
+    finally:
+        release.set()
+        swapper.join()
+    assert result["stale"] == [] and inbox.take() == []
+    assert waited < timedelta(seconds=15), f"the check was blocked for {waited}"
+    assert freshness_row(stack, "gold", "fct_product_daily")["last_load_at"] == before
+
+    swaps = []
+
+    def dbt_swaps_while_the_email_is_sent():
+        with warehouse(stack) as wh:
+            wh.execute("set lock_timeout = '2s'")
+            wh.execute("alter table gold_marts.fct_product_daily rename to fct_product_daily__dbt_backup")
+            wh.execute("alter table gold_marts.fct_product_daily__dbt_backup rename to fct_product_daily")
+            swaps.append("done")
+
+    with warehouse(stack) as wh:
+        build_gold(wh, sla, newest_period(sla, back=3))
+    inbox.while_sending = dbt_swaps_while_the_email_is_sent
+    try:
+        assert freshness.check()["opened"] == ["gold_marts.fct_product_daily"]
+    finally:
+        inbox.while_sending = None
+    assert swaps == ["done"], "dbt could swap the table in while the check was emailing"
+    assert [m.subject for m in inbox.take()] == ["[medallion] STALE gold_marts.fct_product_daily"]
+    with warehouse(stack) as wh:
+        build_gold(wh, sla, newest_period(sla))
+    freshness.check()
+    assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED gold_marts.fct_product_daily"]

@@ -74,6 +74,40 @@ def test_dag_id_is_the_file_stem_and_policies_hold(parsed):
         assert len(dag["doc_md"]) > 400 and "fail" in dag["doc_md"].lower(), f"{dag_id}: doc_md for on-call"
 
 
+LAYER_DAGS = {"bronze_supabase": "BRONZE", "silver": "SILVER", "gold": "GOLD"}
+
+
+def test_every_layer_dag_has_a_deadline_that_emails_on_call(parsed):
+    """A layer run that is not done in time sends a LATE email; the allowance comes from dagkit (env)."""
+    from medallion import dagkit
+
+    assert set(LAYER_DAGS) <= set(parsed["dags"]), "the layer DAGs exist"
+    for dag_id, layer in LAYER_DAGS.items():
+        allowed = getattr(dagkit, f"{layer}_DEADLINE").total_seconds() / 60
+        assert parsed["dags"][dag_id]["deadlines"] == [{
+            "reference": "DagRunQueuedAtDeadline", "minutes": allowed,
+            "callback": "medallion.alerts.on_deadline_missed", "kwargs": {"within_minutes": allowed},
+        }], dag_id  # fmt: skip
+
+
+def test_deadline_allowances_come_from_the_environment():
+    """MEDALLION_<LAYER>_DEADLINE_MINUTES sets each layer's allowance; nonsense fails naming the variable."""
+
+    def allowances(**env: str) -> subprocess.CompletedProcess:
+        code = "from medallion import dagkit as d; print([x.total_seconds() / 60 for x in " \
+               "(d.BRONZE_DEADLINE, d.SILVER_DEADLINE, d.GOLD_DEADLINE)])"  # fmt: skip
+        clean = {k: v for k, v in os.environ.items() if not k.endswith("_DEADLINE_MINUTES")}
+        return subprocess.run([sys.executable, "-c", code], env={**clean, "PYTHONPATH": str(ROOT / "plugins"), **env},
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    assert allowances().stdout.strip() == "[45.0, 60.0, 60.0]", "defaults"
+    out = allowances(MEDALLION_SILVER_DEADLINE_MINUTES="20", MEDALLION_GOLD_DEADLINE_MINUTES="90.5")
+    assert out.stdout.strip() == "[45.0, 20.0, 90.5]", out.stderr[-2000:]
+    out = allowances(MEDALLION_GOLD_DEADLINE_MINUTES="soon")
+    assert out.returncode != 0
+    assert "ConfigError: MEDALLION_GOLD_DEADLINE_MINUTES must be a number of minutes, got 'soon'" in out.stderr
+
+
 def test_bronze_dag_shape(parsed):
     bronze = parsed["dags"]["bronze_supabase"]
     assert bronze["timetable"] == "CronDataIntervalTimetable" and bronze["catchup"] is True

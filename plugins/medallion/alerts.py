@@ -2,8 +2,10 @@
 
 One email per problem, each with the facts first and the command that fixes it:
 - a task failed after its last retry: `on_task_failure`, every DAG's on_failure_callback (dagkit);
-- tables went stale, got worse or recovered: `freshness_email`, sent by `freshness.check()`;
-- a run missed its deadline: `on_deadline_missed`, the DeadlineAlert callback (run by the triggerer).
+- tables (bronze: last load, gold: what the data covers) went stale, got worse or recovered:
+  `freshness_email`, sent by `freshness.check()`;
+- a layer's run (bronze, silver, gold) missed its deadline: `on_deadline_missed`, the DeadlineAlert
+  callback (run by the triggerer).
 
 Recipients: Airflow Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS (comma-separated), read
 when sending, never at parse time. Mail goes out with providers-smtp's SmtpNotifier over the
@@ -179,18 +181,28 @@ def _base_url() -> str:
     return conf.get("api", "base_url", fallback="http://localhost:8080").rstrip("/")
 
 
+def seen(row: TableFreshness) -> str:
+    """What a table's age is measured from: its last load (bronze) or the end of what it covers (gold)."""
+    if row.kind == "bronze":
+        return f"last load {when(row.last_load_at)} ({span(row.age)} ago)" if row.last_load_at else "never loaded"
+    if row.last_load_at is None:  # never built, empty or not measurable: the reason says which
+        return row.last_error or "covers nothing yet"
+    if row.last_load_at > row.checked_at:
+        return f"covers until {when(row.last_load_at)} (its newest period is in progress)"
+    return f"covers until {when(row.last_load_at)} ({span(row.age)} ago)"
+
+
 def freshness_item(row: TableFreshness, note: str = "") -> Item:
     """One table's freshness: the facts of its ops.table_freshness row."""
     status = (row.status or "no SLA").upper()
-    lines = [
-        f"last load {when(row.last_load_at)} ({span(row.age)} ago)" if row.last_load_at else "never loaded",
-        f"SLA: warn after {span(row.warn_after)}, error after {span(row.error_after)}",
-    ]
+    lines = [seen(row), f"SLA: warn after {span(row.warn_after)}, error after {span(row.error_after)}"]
     if row.last_batch_rows is not None:
         lines.append(f"last batch: {row.last_batch_rows:,} rows")
-    if row.failing_since is not None:
+    if row.failing_since is not None and (row.kind == "bronze" or row.last_load_at is not None):
         lines.append(f"failing since {when(row.failing_since)}: {row.last_error}")
-    return Item(f"{row.table_name} — {status}{note}", lines)
+    elif row.failing_since is not None:
+        lines.append(f"first seen {when(row.failing_since)}")
+    return Item(f"{row.label} — {status}{note}", lines)
 
 
 # --- sending ---------------------------------------------------------------------------------
@@ -378,16 +390,20 @@ def freshness_email(change: Change) -> Email:
     doc = Doc(lead="")
     if new:
         severity = "STALE" if any(r.status == "error" for r in new) else "WARN"
-        subject = f"{PREFIX} {severity} {_names([r.table_name for r in new])}"
+        subject = f"{PREFIX} {severity} {_names([r.label for r in new])}"
         if len(stale) == 1:
             r = stale[0]
-            age = f"last load {span(r.age)} ago" if r.last_load_at else "never loaded"
+            if r.kind == "bronze":
+                age = f"last load {span(r.age)} ago" if r.last_load_at else "never loaded"
+            else:
+                age = (f"covers until {when(r.last_load_at)}, {span(r.age)} ago" if r.last_load_at
+                       else (r.last_error or "covers nothing yet").split(":")[0])  # fmt: skip
             limit = r.error_after if r.status == "error" else r.warn_after
-            doc.lead = f"{r.table_name} is stale ({r.status}): {age}, SLA {r.status} after {span(limit)}."
+            doc.lead = f"{r.label} is stale ({r.status}): {age}, SLA {r.status} after {span(limit)}."
         else:
-            doc.lead = f"{len(stale)} tables are stale ({len(new)} new): {_names([r.table_name for r in stale], 6)}."
+            doc.lead = f"{len(stale)} tables are stale ({len(new)} new): {_names([r.label for r in stale], 6)}."
     else:
-        names = [rec.key[2] for rec in change.recovered]
+        names = [rec.label for rec in change.recovered]
         subject = f"{PREFIX} RECOVERED {_names(names)}"
         doc.lead = (f"{names[0]} is fresh again." if len(names) == 1
                     else f"{len(names)} tables are fresh again: {_names(names, 6)}.")  # fmt: skip
@@ -396,17 +412,24 @@ def freshness_email(change: Change) -> Email:
     if change.recovered:
         items = []
         for rec in change.recovered:
-            item = freshness_item(rec.row) if rec.row else Item(f"{rec.key[2]} — no longer declared")
+            item = freshness_item(rec.row) if rec.row else Item(f"{rec.label} — no longer declared")
             item.lines.append(f"was stale ({rec.worst}) since {when(rec.opened_at)}")
             items.append(item)
         doc.sections.append((f"Fresh again ({len(items)})", items))
     if new:
+        kinds = {r.kind for r in stale}
         dags = sorted({f"bronze_{r.source}" for r in stale if r.kind == "bronze"})
+        dags += ["silver", "gold"] if "gold" in kinds else []
         runs = ", ".join(f"{_base_url()}/dags/{d}/runs" for d in dags)
-        doc.steps = [
-            f"Are the loads failing (FAILED emails) or not running at all (DAG paused, scheduler down)? {runs}",
-            "Once fixed, catch up now (a manual run continues each table from its last load; safe to repeat):",
-        ]
+        doc.steps = [f"Are the runs failing (FAILED emails) or not running at all (DAG paused, scheduler down)? {runs}"]
+        if "gold" in kinds:
+            doc.steps.append(
+                "Gold is rebuilt from silver, silver from bronze: a stale bronze table (in this list or in "
+                "select * from ops.table_freshness) or a failed silver run comes first; silver's run then starts gold."
+            )
+        what = {"bronze": "a manual run continues each table from its last load",
+                "gold": "a manual gold run rebuilds the marts from silver as it is now"}  # fmt: skip
+        doc.steps.append(f"Once fixed, catch up now ({'; '.join(what[k] for k in sorted(kinds))}; safe to repeat):")
         groups: dict[tuple[str, str], list[str]] = {}
         for r in stale:
             groups.setdefault((r.kind, r.source), []).append(r.table_name)
@@ -454,12 +477,14 @@ def deadline_email(context: dict, within_minutes: float | None = None, now: date
         ("Run page", f"{_base_url()}/dags/{dag_id}/runs/{quote(run_id, safe='')}"),
     ]
     if not finished:
+        work = "a long COPY" if dag_id.startswith("bronze_") else "a long dbt build (the dbt_producer_watcher log)"
         doc.steps = [
-            "Open the run page: which task is still running or queued? Usual reasons: a long COPY, a lock "
-            "wait, no free worker slot, or a paused pool.",
+            f"Open the run page: which task is still running or queued? Usual reasons: {work}, a lock "
+            "wait, no free worker slot, or a pool slot held by another run.",
             "Nothing to re-run while it runs; if a task fails you get a FAILED email with the command.",
         ]
-    doc.footer = "Deadline alert: a run must be done within its allowance after it is queued (its interval end)."
+    doc.footer = ("Deadline alert: a run must be done within its allowance after it is queued (a scheduled run "
+                  "at its interval end, an asset-triggered one when its upstream layer published).")  # fmt: skip
     return doc.email(f"{PREFIX} LATE {dag_id} {label} run, {late} past deadline")
 
 

@@ -33,8 +33,12 @@ def _minutes(env: str, default: int) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-# How long after its interval ends a bronze run may take before on-call hears about it.
+# How long after it is queued a layer's run may take before on-call hears about it: a scheduled run
+# is queued at its interval end, an asset-triggered silver/gold run when its upstream layer published.
 BRONZE_DEADLINE = _minutes("MEDALLION_BRONZE_DEADLINE_MINUTES", 45)
+# Silver and gold: one dbt build each, which may wait behind the other layer's build.
+SILVER_DEADLINE = _minutes("MEDALLION_SILVER_DEADLINE_MINUTES", 60)
+GOLD_DEADLINE = _minutes("MEDALLION_GOLD_DEADLINE_MINUTES", 60)
 
 
 def default_args(**overrides) -> dict:

@@ -1,13 +1,33 @@
 """Freshness of the warehouse's tables against their SLAs: compute it, sync the SLAs, track incidents.
 
-A table's SLA (warn/error age) is declared once, in the dbt sources YAML (`TableSpec.freshness`).
+A table's SLA (warn/error age) is declared once, in the dbt project: a bronze table's in the sources
+YAML (`TableSpec.freshness`), a gold table's in its model's `meta` (below).
 Every check copies the SLAs into `ops.table_slas` and reads `ops.table_freshness`, the view on-call
 queries too, so an email and the view always state the same facts. Incidents live in
 `ops.freshness_incidents` (one open row per stale table): a check emails only when tables go stale
 or get worse, and when they recover; state survives restarts and is shared by every worker.
 
 Kinds of table: each kind declares its SLAs with one function here (`SLA_DECLARATIONS`) and its
-freshness with one view in `include/sql/warehouse/002_freshness.sql`. Only bronze exists so far.
+freshness with one view in `include/sql/warehouse/002_freshness.sql`:
+
+- bronze: age of the table's last successful load (newest `success` row of the replication ledger);
+  SLA: the source table's `freshness` in the sources YAML.
+- gold: age of the newest interval the table covers, not of its last rebuild: gold rebuilt five
+  minutes ago from a silver that is a day behind is a day stale. Every dbt model whose `meta`
+  declares `freshness` (the SLA) and `covered_by` (`{column, grain}`: a row with column = D covers
+  [D, D + grain)) is checked; `dbt_project.yml` declares both for the whole `marts` folder, a
+  model's YAML overrides them, so a new mart is checked without touching this code. They are read
+  from the dbt manifest (`make manifest`), dbt's own merge of folder and model config.
+  How: every check first measures `select max(<column>) from <schema>.<table>` (quoted
+  identifiers, date and timestamp columns; covered until = max + one grain) into
+  `ops.gold_coverage`, one short transaction per table with a lock timeout, then reads the view.
+  Cheap (marts are aggregates), true to the data (a rebuild that lost days shows), works for
+  builds outside Airflow too, and never holds a lock on a gold table while an email is sent. A
+  table not built yet reads as stale ("never built"); one that cannot be measured (column gone)
+  is stale and names the reason; while dbt swaps a table in, the previous measurement stands.
+  The resolution is the grain: a daily mart covers "until tomorrow 00:00" as soon as today has
+  data, so a gold that stops mid-day is stale by the next day's `warn_after`; bronze's hourly
+  SLAs cover the hours in between.
 """
 
 from __future__ import annotations
@@ -18,16 +38,28 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import class_row
 
 from medallion import config, connections
-from medallion.config import OPS_SCHEMA, SQL_DIR, ConfigError
+from medallion.config import DBT_PROJECT_DIR, OPS_SCHEMA, SQL_DIR, ConfigError
 
 log = logging.getLogger(__name__)
 
 STALE = ("warn", "error")
+# The dbt manifest the silver and gold DAGs are rendered from (transform.MANIFEST): gold SLAs come from it.
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+# covered_by grains: a row covers [value, value + grain); None: the column is the newest instant covered
+GRAINS = {"hour": "1 hour", "day": "1 day", "week": "7 days", "month": "1 month"}
+COVERED_BY_KEYS = {"column", "grain"}
+FRESHNESS_KEYS = {"warn_after", "error_after"}
+GOLD_SCHEMA_PREFIX = "gold_"
+# A check waits this long for a gold table's lock (dbt swapping the table in) before keeping the last measurement.
+MEASURE_LOCK_TIMEOUT = "3s"
+MEASURE_STATEMENT_TIMEOUT = "60s"
 
 
 @dataclass(frozen=True)
@@ -38,6 +70,17 @@ class Sla:
     warn_after: timedelta | None
     error_after: timedelta | None
     declared_at: str
+    covered_by: str | None = None  # gold: the column saying what period a row covers
+    covered_grain: str | None = None  # gold: that period (GRAINS); None: the column is a timestamp
+
+    @property
+    def label(self) -> str:
+        return label(self.kind, self.source, self.table_name)
+
+
+def label(kind: str, source: str, table_name: str) -> str:
+    """A table as emails name it: bronze tables by name (sources are few), gold ones with their schema."""
+    return table_name if kind == "bronze" else f"{source}.{table_name}"
 
 
 @dataclass(frozen=True)
@@ -66,6 +109,10 @@ class TableFreshness:
     def key(self) -> tuple[str, str, str]:
         return self.kind, self.source, self.table_name
 
+    @property
+    def label(self) -> str:
+        return label(*self.key)
+
 
 @dataclass(frozen=True)
 class Recovery:
@@ -75,6 +122,10 @@ class Recovery:
     opened_at: datetime
     worst: str
     row: TableFreshness | None
+
+    @property
+    def label(self) -> str:
+        return label(*self.key)
 
 
 @dataclass
@@ -109,13 +160,91 @@ def bronze_slas() -> list[Sla]:
     ]
 
 
-SLA_DECLARATIONS: dict[str, Callable[[], list[Sla]]] = {"bronze": bronze_slas}
+def gold_slas(manifest: Path | None = None, project_dir: Path = DBT_PROJECT_DIR) -> list[Sla]:
+    """Every dbt model whose meta declares `freshness`, from the manifest; ConfigError names file:line."""
+    manifest = manifest or MANIFEST
+    try:
+        nodes = json.loads(manifest.read_text())["nodes"]
+    except FileNotFoundError:
+        raise ConfigError(f"dbt manifest not found: {manifest}; gold freshness SLAs are read from it, "
+                          "create it with `make manifest`") from None  # fmt: skip
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"{manifest}: not a readable dbt manifest ({exc}); rebuild it with `make manifest`") from None
+    slas = []
+    for node in sorted(nodes.values(), key=lambda n: n["unique_id"]):
+        if node.get("resource_type") != "model" or not node.get("config", {}).get("enabled", True):
+            continue
+        meta = node.get("config", {}).get("meta") or node.get("meta") or {}
+        if meta.get("freshness") is None:  # not declared, or opted out with freshness: null
+            continue
+        slas.append(_gold_sla(node, meta, project_dir))
+    return slas
+
+
+def _gold_sla(node: dict, meta: dict, project_dir: Path) -> Sla:
+    model, schema = node["name"], node["schema"]
+    table = node.get("alias") or model
+
+    def where(key: str) -> str:
+        return f"{_declared_at(node, key, project_dir)}: model {model}"
+
+    fresh = meta["freshness"]
+    if not isinstance(fresh, dict) or not fresh.keys() & FRESHNESS_KEYS or set(fresh) - FRESHNESS_KEYS:
+        raise ConfigError(f"{where('freshness')}: meta.freshness needs warn_after and/or error_after "
+                          f"({{count: N, period: minute|hour|day}}), got {fresh!r}")  # fmt: skip
+    warn, error = (config._duration(fresh.get(k), where("freshness")) for k in ("warn_after", "error_after"))
+    covered = meta.get("covered_by")
+    if isinstance(covered, str):  # shorthand: a timestamp column
+        covered = {"column": covered}
+    if (not isinstance(covered, dict) or not isinstance(covered.get("column"), str) or not covered["column"]
+            or set(covered) - COVERED_BY_KEYS or covered.get("grain") not in (None, *GRAINS)):  # fmt: skip
+        got = "nothing" if covered is None else repr(meta.get("covered_by"))
+        shape = f"{{column: <date or timestamp column>, grain: {'|'.join(GRAINS)}}}"
+        raise ConfigError(f"{where('covered_by')}: meta.freshness needs meta.covered_by: {shape} "
+                          f"(what period a row covers), got {got}")  # fmt: skip
+    if not schema.startswith(GOLD_SCHEMA_PREFIX):
+        raise ConfigError(f"{where('freshness')}: meta.freshness is checked for gold models only "
+                          f"(schema {GOLD_SCHEMA_PREFIX}*), this one builds in {schema}")  # fmt: skip
+    return Sla("gold", schema, table, warn, error, _declared_at(node, "freshness", project_dir),
+               covered_by=covered["column"], covered_grain=covered.get("grain"))  # fmt: skip
+
+
+def _declared_at(node: dict, key: str, project_dir: Path) -> str:
+    """file:line where a model's meta `key` comes from: its YAML, else dbt_project.yml, else its SQL file."""
+    patch = node.get("patch_path")
+    if patch:
+        path = project_dir / patch.split("://", 1)[-1]
+        data = config._read_yaml(path)
+        for entry in data.get("models") or []:
+            if isinstance(entry, dict) and entry.get("name") == node["name"]:
+                for meta in ((entry.get("config") or {}).get("meta"), entry.get("meta")):
+                    if isinstance(meta, dict) and key in meta:
+                        value = meta[key]
+                        return f"{path}:{value['__line__'] if isinstance(value, dict) else meta['__line__']}"
+    path = project_dir / "dbt_project.yml"
+    level, found = (config._read_yaml(path).get("models") or {}).get(node["fqn"][0]), None
+    for part in node["fqn"][1:]:
+        if not isinstance(level, dict):
+            break
+        meta = level.get("+meta")
+        if isinstance(meta, dict) and key in meta:
+            value = meta[key]
+            found = value["__line__"] if isinstance(value, dict) else meta["__line__"]
+        level = level.get(part)
+    if found is not None:
+        return f"{path}:{found}"
+    return str(project_dir / node["original_file_path"])
+
+
+SLA_DECLARATIONS: dict[str, Callable[[], list[Sla]]] = {"bronze": bronze_slas, "gold": gold_slas}
 
 
 def catch_up_command(kind: str, source: str, tables: list[str]) -> str:
     """The command that brings stale tables of one kind and source up to date."""
     if kind == "bronze":  # a manual run continues each table from its last loaded window up to now
         return f"airflow dags trigger bronze_{source} -c '{json.dumps({'tables': sorted(tables)})}'"
+    if kind == "gold":  # a manual gold run rebuilds the marts from silver as it is now
+        return "airflow dags trigger gold"
     raise ValueError(f"no catch-up command for kind {kind!r}")
 
 
@@ -137,13 +266,16 @@ def sync_slas(wh: psycopg.Connection) -> int:
     with wh.cursor() as cur:
         cur.executemany(
             f"""insert into {OPS_SCHEMA}.table_slas
-                    (kind, source, table_name, warn_after, error_after, declared_at, synced_at)
-                values (%s, %s, %s, %s, %s, %s, now())
+                    (kind, source, table_name, warn_after, error_after, declared_at, covered_by, covered_grain,
+                     synced_at)
+                values (%s, %s, %s, %s, %s, %s, %s, %s, now())
                 on conflict (kind, source, table_name) do update
                    set warn_after = excluded.warn_after, error_after = excluded.error_after,
-                       declared_at = excluded.declared_at, synced_at = excluded.synced_at""",
-            [(s.kind, s.source, s.table_name, s.warn_after, s.error_after, s.declared_at) for s in slas],
-        )
+                       declared_at = excluded.declared_at, covered_by = excluded.covered_by,
+                       covered_grain = excluded.covered_grain, synced_at = excluded.synced_at""",
+            [(s.kind, s.source, s.table_name, s.warn_after, s.error_after, s.declared_at, s.covered_by,
+              s.covered_grain) for s in slas],
+        )  # fmt: skip
     wh.execute(
         f"""delete from {OPS_SCHEMA}.table_slas as t
              where t.kind = any(%s)
@@ -152,6 +284,87 @@ def sync_slas(wh: psycopg.Connection) -> int:
         (list(SLA_DECLARATIONS), [s.kind for s in slas], [s.source for s in slas], [s.table_name for s in slas]),
     )
     return len(slas)
+
+
+def measure_gold(wh: psycopg.Connection) -> None:
+    """Measure what each gold table covers into ops.gold_coverage (commits; one transaction per table).
+
+    covered until = max(covered_by) + one grain, as UTC (a date D covers [D 00:00 UTC, D + grain)).
+    A missing table, an empty one or one that cannot be measured gets covered_until null and the
+    reason; a table dbt holds locked (swapping a rebuild in) keeps its previous measurement.
+    """
+    with wh.transaction():
+        slas = wh.execute(
+            f"select source, table_name, covered_by, covered_grain from {OPS_SCHEMA}.table_slas where kind = 'gold'"
+        ).fetchall()
+        wh.execute(
+            f"""delete from {OPS_SCHEMA}.gold_coverage as c
+                 where not exists (select from {OPS_SCHEMA}.table_slas as s
+                                    where (s.kind, s.source, s.table_name) = ('gold', c.source, c.table_name))"""
+        )
+    for schema, table, column, grain in slas:
+        try:
+            with wh.transaction():
+                wh.execute(f"set local lock_timeout = '{MEASURE_LOCK_TIMEOUT}'")
+                wh.execute(f"set local statement_timeout = '{MEASURE_STATEMENT_TIMEOUT}'")
+                wh.execute("set local timezone = 'UTC'")  # timestamptz::timestamp is then UTC wall time
+                _record_coverage(wh, schema, table, *_coverage(wh, schema, table, column, grain))
+        except psycopg.errors.LockNotAvailable:
+            log.info("%s.%s is locked (dbt swapping a rebuild in?): its last measurement stands", schema, table)
+        except psycopg.errors.QueryCanceled:  # keep what it covered, say why it is not measured now
+            error = f"cannot measure: max({column}) took over {MEASURE_STATEMENT_TIMEOUT}"
+            with wh.transaction():
+                _record_coverage(wh, schema, table, None, None, error, keep=True)
+        except psycopg.Error as exc:  # one table's problem (e.g. no privilege) must not blind the whole check
+            if wh.closed or wh.broken:
+                raise
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            with wh.transaction():
+                _record_coverage(wh, schema, table, None, None, f"cannot measure {schema}.{table}: {reason}")
+
+
+def _record_coverage(wh: psycopg.Connection, schema: str, table: str, covered_until: datetime | None,
+                     newest: str | None, error: str | None, keep: bool = False) -> None:  # fmt: skip
+    """Upsert one table's measurement; keep=True leaves its last covered_until as it was."""
+    wh.execute(
+        f"""insert into {OPS_SCHEMA}.gold_coverage as c
+                (source, table_name, covered_until, newest, error, failing_since, measured_at)
+            values (%(s)s, %(t)s, %(until)s, %(newest)s, %(error)s,
+                    case when %(error)s::text is not null then now() end, now())
+            on conflict (source, table_name) do update
+               set covered_until = case when %(keep)s then c.covered_until else excluded.covered_until end,
+                   newest = case when %(keep)s then c.newest else excluded.newest end,
+                   error = excluded.error, measured_at = excluded.measured_at,
+                   failing_since = case when excluded.error is null then null
+                                        else coalesce(c.failing_since, excluded.failing_since) end""",
+        {"s": schema, "t": table, "until": covered_until, "newest": newest, "error": error, "keep": keep},
+    )
+
+
+def _coverage(wh: psycopg.Connection, schema: str, table: str, column: str,
+              grain: str | None) -> tuple[datetime | None, str | None, str | None]:  # fmt: skip
+    """(covered until, newest value, error) of one gold table."""
+    relation = f"{schema}.{table}"
+    if wh.execute("select to_regclass(%s)", (sql.Identifier(schema, table).as_string(wh),)).fetchone()[0] is None:
+        return None, None, f"never built: {relation} does not exist"
+    found = wh.execute(
+        """select format_type(a.atttypid, null) from pg_attribute as a
+            where a.attrelid = to_regclass(%s) and a.attname = %s and a.attnum > 0 and not a.attisdropped""",
+        (sql.Identifier(schema, table).as_string(wh), column),
+    ).fetchone()
+    if found is None:
+        return None, None, f"cannot measure: {relation} has no column {column} (meta.covered_by)"
+    if found[0] not in ("date", "timestamp without time zone", "timestamp with time zone"):
+        return None, None, f"cannot measure: {relation}.{column} is {found[0]}, covered_by needs a date or timestamp"
+    step = GRAINS.get(grain or "", "0")
+    until, newest = wh.execute(
+        sql.SQL("select (max({c})::timestamp + {step}::interval) at time zone 'UTC', max({c})::text from {t}").format(
+            c=sql.Identifier(column), step=sql.Literal(step), t=sql.Identifier(schema, table)
+        )
+    ).fetchone()
+    if until is None:
+        return None, None, f"no rows: {relation} is empty"
+    return until, newest, None
 
 
 def read(wh: psycopg.Connection) -> list[TableFreshness]:
@@ -224,6 +437,7 @@ def tracking(notified_by: str, close_recovered: bool = True) -> Iterator[Change]
         try:
             wh = stack.enter_context(connections.connect_airflow(config.WAREHOUSE_CONN_ID, "medallion-freshness"))
             prepare(wh)
+            measure_gold(wh)
             stack.enter_context(wh.transaction())
             wh.execute("select pg_advisory_xact_lock(hashtextextended('medallion:freshness', 0))")
             change = record(wh, read(wh), notified_by, close_recovered)
@@ -253,14 +467,16 @@ def check(strict: bool = True) -> dict:
         log.error("freshness not checked or not emailed, left to the next check: %s", alerts.first_line(exc))
         return {"error": alerts.first_line(exc)}
     for row in change.stale:
-        log.warning("%s.%s is stale (%s): last load %s, age %s, SLA warn %s / error %s", row.source,
-                    row.table_name, row.status, row.last_load_at, row.age, row.warn_after, row.error_after)  # fmt: skip
+        seen = "last load" if row.kind == "bronze" else "covers until"
+        log.warning("%s %s is stale (%s): %s %s, age %s, SLA warn %s / error %s%s", row.kind, row.label, row.status,
+                    seen, row.last_load_at, row.age, row.warn_after, row.error_after,
+                    f" ({row.last_error})" if row.last_error else "")  # fmt: skip
     if not change.stale:
         log.info("all %d tables are within their SLA", len(change.rows))
     return {
-        "stale": [r.table_name for r in change.stale],
-        "opened": [r.table_name for r in change.opened],
-        "worse": [r.table_name for r in change.worse],
-        "recovered": [r.key[2] for r in change.recovered],
+        "stale": [r.label for r in change.stale],
+        "opened": [r.label for r in change.opened],
+        "worse": [r.label for r in change.worse],
+        "recovered": [r.label for r in change.recovered],
         "emailed": change.news,
     }

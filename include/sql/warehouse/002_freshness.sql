@@ -1,14 +1,16 @@
 -- Freshness of the warehouse's tables against their SLAs (schema ops). Applied by every freshness
 -- check (idempotent), after 001_ops.sql.
 --
--- One kind of table per view: ops.bronze_freshness today; a gold kind ("how old is the newest
--- interval a mart covers") gets its own ops.gold_freshness with the same columns, unioned into
--- ops.table_freshness, and its SLAs synced into ops.table_slas under kind 'gold'.
+-- One kind of table per view, with the same columns, unioned into ops.table_freshness:
+--   ops.bronze_freshness  bronze: when was the table last loaded (the replication ledger);
+--   ops.gold_freshness    gold: until when does the data cover (ops.gold_coverage, measured by
+--                         each check: max(covered_by) + one grain, see plugins/medallion/freshness.py).
+-- Their SLAs are synced into ops.table_slas under kind 'bronze' and 'gold'.
 
 -- Each table's SLA, copied from its one declaration (the dbt sources YAML) on every check.
 create table if not exists ops.table_slas (
-    kind            text not null,          -- bronze (later: gold)
-    source          text not null,          -- the dbt source, e.g. supabase
+    kind            text not null,          -- bronze | gold
+    source          text not null,          -- bronze: the dbt source (supabase); gold: the schema (gold_marts)
     table_name      text not null,
     warn_after      interval,               -- null: no such threshold declared
     error_after     interval,
@@ -16,6 +18,11 @@ create table if not exists ops.table_slas (
     synced_at       timestamptz not null default now(),
     primary key (kind, source, table_name)
 );
+
+-- gold: which column says what period a row covers, and how long that period is (null: the column
+-- is a timestamp). Added columns, so that a warehouse created before gold freshness gets them too.
+alter table ops.table_slas add column if not exists covered_by text;
+alter table ops.table_slas add column if not exists covered_grain text;
 
 -- One row per freshness incident: a table went stale (opened) until it was fresh again (closed).
 -- At most one open incident per table, so a repeat check while still stale sends nothing new.
@@ -90,9 +97,55 @@ left join lateral (
 ) as failed on true
 where sla.kind = 'bronze';
 
+-- Gold: what each table covers, as the last freshness check measured it (one short query per
+-- table, outside the check's transaction, so a check never holds locks on gold tables while it
+-- sends email). Age keeps growing between checks: a check that stops running never looks fresh.
+create table if not exists ops.gold_coverage (
+    source          text not null,          -- schema, e.g. gold_marts
+    table_name      text not null,
+    covered_until   timestamptz,            -- end of the newest period with data; null: never built or empty
+    newest          text,                   -- max(covered_by) as measured, e.g. 2026-11-22
+    error           text,                   -- why covered_until is null or old: never built, no rows, cannot measure
+    failing_since   timestamptz,            -- since when that error holds
+    measured_at     timestamptz not null,
+    primary key (source, table_name)
+);
+
+-- last_load_at is "covered until" here; age is 0 while the newest period is still in progress,
+-- null when nothing is covered (never built, empty, not measurable): as bad as never loaded.
+create or replace view ops.gold_freshness as
+select
+    sla.kind,
+    sla.source,
+    sla.table_name,
+    cov.covered_until as last_load_at,
+    cov.age,
+    sla.warn_after,
+    sla.error_after,
+    ops.freshness_status(cov.age, sla.warn_after, sla.error_after) as status,
+    null::bigint as last_batch_rows,
+    null::text as last_batch_id,
+    cov.failing_since,
+    coalesce(cov.error, case when cov.table_name is null then 'never measured' end) as last_error,
+    now() as checked_at
+from ops.table_slas as sla
+left join lateral (
+    select
+        c.*,
+        case when c.covered_until > now() then interval '0' else now() - c.covered_until end as age
+    from ops.gold_coverage as c
+    where c.source = sla.source and c.table_name = sla.table_name
+) as cov on true
+where sla.kind = 'gold';
+
 -- What on-call reads, and what the alert emails state: one row per table with an SLA.
 create or replace view ops.table_freshness as
 select
     kind, source, table_name, last_load_at, age, warn_after, error_after, status,
     last_batch_rows, last_batch_id, failing_since, last_error, checked_at
-from ops.bronze_freshness;
+from ops.bronze_freshness
+union all
+select
+    kind, source, table_name, last_load_at, age, warn_after, error_after, status,
+    last_batch_rows, last_batch_id, failing_since, last_error, checked_at
+from ops.gold_freshness;
