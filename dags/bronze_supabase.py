@@ -59,14 +59,7 @@ with DAG(
     tags=["bronze", SOURCE, "replication"],
     doc_md=DOCS,
     params={
-        "tables": Param(
-            [],
-            type="array",
-            items={"type": "string", "enum": TABLES},
-            uniqueItems=True,
-            title="Tables",
-            description="Tables to load; leave empty for all.",
-        ),
+        "tables": bronze.tables_param(TABLES, "load"),
         "full_refresh": Param(
             False,
             type="boolean",

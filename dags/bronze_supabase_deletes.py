@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, CronTriggerTimetable, get_current_context, task
 
 from medallion import bronze, config, dagkit
 
@@ -35,16 +35,7 @@ with DAG(
     default_args=dagkit.default_args(),
     tags=["bronze", SOURCE, "deletes"],
     doc_md=DOCS,
-    params={
-        "tables": Param(
-            [],
-            type="array",
-            items={"type": "string", "enum": TABLES},
-            uniqueItems=True,
-            title="Tables",
-            description="Tables to reconcile; leave empty for all.",
-        ),
-    },
+    params={"tables": bronze.tables_param(TABLES, "reconcile")},
 ) as dag:
 
     @task

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from medallion import config
+
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -42,6 +44,8 @@ VENV_BIN = Path(sys.executable).parent
 
 # The image's AIRFLOW_HOME; medallion.config finds include/ as parents[2] of plugins/medallion/config.py.
 AIRFLOW_HOME = "/opt/airflow"
+# the image copies include/ to /opt/airflow/include/ (Dockerfile)
+POOLS_IN_IMAGE = f"{AIRFLOW_HOME}/{config.POOLS_FILE.relative_to(ROOT)}"
 # Services that run an Airflow component (long-running) and the command each runs.
 AIRFLOW_COMPONENTS = {
     "airflow-apiserver": "api-server",
@@ -365,6 +369,19 @@ def test_every_connection_the_code_reads_is_set_for_every_airflow_service(compos
         assert env_of(service).get("MEDALLION_ALERT_EMAILS"), f"{name} has no MEDALLION_ALERT_EMAILS"
 
 
+def test_every_deadline_setting_is_passed_through_with_the_codes_default(compose):
+    """A deployment can tune each layer's deadline from .env; compose's default is the code's."""
+    settings = re.findall(
+        r'_minutes\("(MEDALLION_\w+_DEADLINE_MINUTES)", (\d+)\)', (ROOT / "plugins/medallion/dagkit.py").read_text()
+    )
+    assert {name for name, _ in settings} >= {
+        f"MEDALLION_{layer}_DEADLINE_MINUTES" for layer in ("BRONZE", "SILVER", "GOLD")
+    }
+    for name, default in settings:
+        for service_name, service in airflow_services(compose).items():
+            assert env_of(service).get(name) == default, f"{service_name}: {name}"  # compose file interpolated
+
+
 def test_connection_uris_point_at_compose_services_with_their_credentials(compose):
     from airflow.models.connection import Connection
 
@@ -494,7 +511,9 @@ def test_init_service_creates_what_the_others_need(compose):
     script = command_of(init)
     env = env_of(init)
     lines = [ln.strip() for ln in script.splitlines()]
-    assert lines[-1] == "exec /entrypoint airflow db migrate", "init ends by migrating the metadata DB"
+    migrate_then_pools = ["/entrypoint airflow db migrate", f"exec /entrypoint airflow pools import {POOLS_IN_IMAGE}"]
+    assert lines[-2:] == migrate_then_pools, "init migrates the metadata DB, then creates the pools the DAGs use"
+    assert config.POOLS_FILE.is_file() and " include/ /opt/airflow/include/" in DOCKERFILE.read_text()
     mkdir = next(ln.split()[2:] for ln in lines if ln.startswith("mkdir -p "))
     chown = next(ln.split() for ln in lines if ln.startswith("chown -R "))
     assert init.get("user") == "0:0" and chown[2] == "50000:0", "volumes are handed to the airflow user"

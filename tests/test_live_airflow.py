@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import time
@@ -102,6 +103,47 @@ def test_trigger_bronze_with_params_through_the_rest_api(live):
         for table in loaded:
             assert wh.execute(f"select count(*) from bronze_supabase.{table}").fetchone()[0] == src.execute(
                 f"select count(*) from public.{table}").fetchone()[0]  # fmt: skip
+
+
+def runs_of(live, dag_id: str, run_type: str, after: str = "") -> list[dict]:
+    runs = live.api("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 50})["dag_runs"]
+    return [r for r in runs if r["run_type"] == run_type and r["queued_at"] > after]
+
+
+def wait_for_asset_run(live, dag_id: str, after: str, timeout: float = 900) -> dict:
+    """The first run of `dag_id` the scheduler created from an asset event after `after`, once finished."""
+    run = wait_until(lambda: (runs_of(live, dag_id, "asset_triggered", after) or [None])[-1], timeout,
+                     f"the scheduler created no asset-triggered {dag_id} run")  # fmt: skip
+    assert live.wait_for_run(dag_id, run["dag_run_id"], timeout) == "success", f"{dag_id} {run['dag_run_id']}"
+    return run
+
+
+def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_assets(live):
+    """bronze lands -> `bronze_supabase` asset -> silver -> `silver` asset -> gold, all by the scheduler."""
+    for dag_id in ("bronze_supabase", "silver"):
+        live.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+    bronze = live.api("POST", "/dags/bronze_supabase/dagRuns", json={"logical_date": None})
+    assert live.wait_for_run("bronze_supabase", bronze["dag_run_id"]) == "success"
+    bronze = live.api("GET", f"/dags/bronze_supabase/dagRuns/{bronze['dag_run_id']}")
+    wait_for_asset_run(live, "silver", after=bronze["queued_at"])
+
+    # gold only once silver exists: unpausing starts its latest scheduled interval at once
+    live.api("PATCH", "/dags/gold", json={"is_paused": False})
+    silver = live.api("POST", "/dags/silver/dagRuns", json={"logical_date": None})
+    assert live.wait_for_run("silver", silver["dag_run_id"], 900) == "success"
+    wait_for_asset_run(live, "gold", after=silver["queued_at"])
+
+    with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh, \
+            psycopg.connect(live.stack.warehouse.uri("airflow")) as meta:  # fmt: skip
+        assert wh.execute("select count(*) from gold_marts.fct_daily_sessions").fetchone()[0] > 0
+        assert wh.execute("select count(*) from gold_metrics.v_mrr").fetchone()[0] > 0
+        builds = meta.execute(
+            "select dag_id, run_id, start_date, end_date from task_instance "
+            "where task_id = 'dbt.dbt_producer_watcher' and state = 'success' order by start_date"
+        ).fetchall()  # fmt: skip
+    assert {b[0] for b in builds} == {"silver", "gold"}
+    for before, after in itertools.pairwise(builds):  # the medallion_dbt pool: one dbt build at a time
+        assert before[3] <= after[2], f"{before[:2]} and {after[:2]} overlapped"
 
 
 def test_backfill_of_a_two_day_range_succeeds(live):

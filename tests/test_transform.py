@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from types import SimpleNamespace
@@ -55,7 +56,7 @@ def dags(airflow_db):
 
     bag = DagBag(dag_folder=str(config.ROOT / "dags"))
     assert not bag.import_errors
-    return {d: bag.get_dag(d) for d in ("silver", "gold")}
+    return {d: bag.get_dag(d) for d in bag.dag_ids}
 
 
 @pytest.mark.parametrize(("dag_id", "upstream", "outlet", "folders"), [
@@ -86,6 +87,34 @@ def test_models_are_rendered_per_layer(dags):
     assert {"stg_browser_sessions", "core_sessions", "dim_org", "fct_subscription"} <= silver
     assert {"fct_daily_sessions", "fct_monthly_revenue", "v_mrr", "v_daily_kpis"} <= gold
     assert not silver & gold
+
+
+def test_dbt_builds_take_the_one_slot_pool_and_every_pool_used_is_declared(dags):
+    """Silver and gold fire at the same hour (and on assets): their builds run one at a time."""
+    declared = json.loads(config.POOLS_FILE.read_text())
+    assert declared[dagkit.DBT_POOL]["slots"] == 1
+    for dag_id in ("silver", "gold"):
+        producer = dags[dag_id].get_task("dbt.dbt_producer_watcher")
+        assert producer.pool == dagkit.DBT_POOL, dag_id
+        sensors = [t for t in dags[dag_id].tasks if t is not producer]
+        assert sensors and all(t.pool == "default_pool" for t in sensors), "sensors only poll: outside the pool"
+    for dag in dags.values():  # a pool missing in a deployment leaves its tasks unscheduled, silently
+        assert {t.pool for t in dag.tasks} <= {"default_pool", *declared}, dag.dag_id
+
+
+def test_gold_views_read_gold_tables_only():
+    """A silver table rebuild (`drop ... cascade` of the old table) drops every view that selects from it.
+
+    So no gold_metrics view may depend on a silver model; the org x day join is the gold table fct_org_daily.
+    """
+    nodes = json.loads(transform.MANIFEST.read_text())["nodes"]
+    folder = {uid: n["original_file_path"].split("/")[1] for uid, n in nodes.items() if n["resource_type"] == "model"}
+    metrics = [uid for uid, f in folder.items() if f == "metrics"]
+    assert metrics
+    for uid in metrics:
+        assert nodes[uid]["config"]["materialized"] == "view"
+        parents = nodes[uid]["depends_on"]["nodes"]
+        assert parents and {folder.get(p) for p in parents} <= {"marts", "metrics"}, (uid, parents)
 
 
 def test_a_missing_manifest_fails_the_dag_file_with_one_clear_line(airflow_db, tmp_path, monkeypatch):

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 LAYER_SCHEMAS = ("silver_core", "gold_marts", "gold_metrics")
 GOLD_TABLES = ("fct_daily_sessions", "fct_engineering_daily", "fct_growth_daily", "fct_monthly_revenue",
-               "fct_ops_daily", "fct_product_daily")  # fmt: skip
+               "fct_ops_daily", "fct_org_daily", "fct_product_daily")  # fmt: skip
 
 
 def dagbag():
@@ -75,6 +75,19 @@ def test_silver_and_gold_build_after_bronze_and_their_dbt_tests_pass(loaded):
             "silver_stg", "silver_core", "gold_marts", "gold_metrics"}  # fmt: skip
 
 
+def test_a_silver_run_after_gold_leaves_every_gold_view_in_place(loaded):
+    """Silver replaces its tables (`drop ... cascade`); gold's views must survive it, not wait for gold."""
+    stack, _, _ = loaded
+    with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
+        views = relations(wh, ("gold_metrics",))
+        kpis = wh.execute("select count(*), sum(mrr_cents) from gold_metrics.v_mrr").fetchone()
+    assert len(views) == len(list((config.DBT_PROJECT_DIR / "models" / "metrics").glob("*.sql")))
+    run(dagbag(), "silver", AS_OF)  # rebuilds every silver_core table
+    with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
+        assert relations(wh, ("gold_metrics",)) == views
+        assert wh.execute("select count(*), sum(mrr_cents) from gold_metrics.v_mrr").fetchone() == kpis
+
+
 def test_each_layer_publishes_its_asset_with_the_interval_it_processed(loaded):
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
@@ -88,6 +101,8 @@ def test_each_layer_publishes_its_asset_with_the_interval_it_processed(loaded):
                 .where(AssetModel.name == asset.name).order_by(AssetEvent.id.desc()).limit(1)
             ).one()  # fmt: skip
             assert {k: extra.get(k) for k in interval} == interval, asset.name
+        per_model = session.scalars(select(AssetModel.uri).where(AssetModel.uri.like("postgres%"))).all()
+        assert per_model == [], "one asset per layer, none per dbt model"
 
 
 def test_gold_kpis_equal_plain_sql_on_the_source(loaded):

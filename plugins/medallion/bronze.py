@@ -40,6 +40,14 @@ def select_tables(requested: list[str] | None, source: str) -> list[str]:
         raise _fail_now(exc) from None
 
 
+def tables_param(tables: list[str], what: str):
+    """The `tables` param of a bronze DAG's trigger form: a subset of `tables`, empty for all."""
+    from airflow.sdk import Param
+
+    return Param([], type="array", items={"type": "string", "enum": tables}, uniqueItems=True, title="Tables",
+                 description=f"Tables to {what}; leave empty for all.")  # fmt: skip
+
+
 def _run_info(context: dict) -> dict:
     dag_run = context.get("dag_run")
     return {"dag_id": getattr(dag_run, "dag_id", None), "run_id": getattr(dag_run, "run_id", None)}

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 INCLUDE_DIR = ROOT / "include"
 DBT_PROJECT_DIR = INCLUDE_DIR / "dbt"
 SQL_DIR = INCLUDE_DIR / "sql"
+# Airflow pools the DAGs use, created by every deployment path (`airflow pools import <file>`).
+POOLS_FILE = INCLUDE_DIR / "airflow" / "pools.json"
 
 # Airflow connection ids. The source connection id is per source, in the YAML.
 WAREHOUSE_CONN_ID = os.environ.get("MEDALLION_WAREHOUSE_CONN_ID", "warehouse")

@@ -21,6 +21,9 @@ BRONZE_SUPABASE = Asset(name="bronze_supabase", uri="x-medallion://warehouse/bro
 SILVER = Asset(name="silver", uri="x-medallion://warehouse/silver")
 GOLD = Asset(name="gold", uri="x-medallion://warehouse/gold")
 
+# One dbt build on the warehouse at a time (declared in include/airflow/pools.json, config.POOLS_FILE).
+DBT_POOL = "medallion_dbt"
+
 
 def _minutes(env: str, default: int) -> timedelta:
     value = os.environ.get(env, str(default))

@@ -69,9 +69,9 @@ class LiveAirflow:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({self.user: self.password}))
+        self.stack.migrate_airflow()  # and the pools
         env = {**os.environ, **self.env()}
         airflow = str(Path(sys.executable).with_name("airflow"))
-        subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
         atexit.register(self.stop)
         for component in COMPONENTS:
             log = (self.home / "logs" / f"{component}.log").open("ab")

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 
 from medallion import demo_source
-from medallion.config import ROOT
+from medallion.config import POOLS_FILE, ROOT
 from medallion.localpg import LocalPostgres
 
 LOCAL_DIR = Path(os.environ.get("MEDALLION_LOCAL_DIR", ROOT / ".local"))
@@ -101,11 +101,16 @@ class Stack:
     def airflow(self, *args: str, check: bool = True, quiet: bool = False) -> subprocess.CompletedProcess:
         """Run the `airflow` CLI of this venv against the stack."""
         cmd = [str(Path(sys.executable).with_name("airflow")), *args]
-        out = subprocess.DEVNULL if quiet else None
-        return subprocess.run(cmd, env={**os.environ, **self.env()}, check=check, stdout=out, stderr=out)
+        proc = subprocess.run(cmd, env={**os.environ, **self.env()}, capture_output=quiet, text=True)
+        if check and proc.returncode:
+            why = "".join(": " + t for t in (proc.stderr or proc.stdout or "").strip().splitlines()[-1:])
+            raise RuntimeError(f"`airflow {' '.join(args)}` exited with {proc.returncode}{why}")
+        return proc
 
     def migrate_airflow(self) -> None:
+        """Airflow's metadata schema, then the pools the DAGs use (as docker-compose's airflow-init does)."""
         self.airflow("db", "migrate", quiet=True)
+        self.airflow("pools", "import", str(POOLS_FILE), quiet=True)
 
 
 def seed_if_empty(stack: Stack, as_of: datetime, scale: float = 1.0) -> bool:

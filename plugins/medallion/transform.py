@@ -194,7 +194,8 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
             # A retried test sensor reruns `dbt test --select <model>`: every test touching the model
             # (eager), also those with another parent (recency vs its source, relationships), so a
             # test that failed in the build fails again instead of being left out of the rerun.
-            test_indirect_selection=TestIndirectSelection.EAGER,
+            # (LOCAL, benchmark only: cautious, a model's build task must not test the next layer)
+            test_indirect_selection=TestIndirectSelection.EAGER if watcher else TestIndirectSelection.CAUTIOUS,
             # the producer does not rerun on retry (Cosmos skips it and each failed model's sensor
             # reruns that model alone), so its one retry need not wait
             setup_operator_args={
@@ -211,11 +212,11 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
             load_method=LoadMode.DBT_MANIFEST,
             select=select,
             test_behavior=TestBehavior.AFTER_EACH if watcher else TestBehavior.BUILD,
+            emit_datasets=False,  # the DAG publishes one asset per layer (`published`), not one per model
         ),
         operator_args={
             "vars": VARS_TEMPLATE,
             "full_refresh": "{{ params.full_refresh }}",
-            "emit_datasets": False,  # the DAG publishes one asset per layer instead of one per model
             "install_deps": False,
             **({"poke_interval": 5} if watcher else {}),
         },
@@ -224,6 +225,9 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
         return group
     producer = group.children[f"{group_id}.{PRODUCER_WATCHER_TASK_ID}"]
     producer.select = "{{ medallion_selection('" + " ".join(select) + "', params.select) }}"
+    # Silver and gold both fire hourly and on assets; one build at a time, so a gold build never
+    # reads silver tables while a silver build replaces them (sensors only poll: not in the pool).
+    producer.pool = dagkit.DBT_POOL
     # Sensors wait on the producer's build. Making them its downstream (whatever its outcome, like
     # Cosmos' DbtDag does) lets dag.test(), which runs one task at a time, run the build first.
     for root in group.get_roots():

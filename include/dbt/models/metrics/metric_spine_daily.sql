@@ -1,87 +1,31 @@
 {#-
-    The canonical organization x day metric table for BI: every organization on every day from
-    its signup to the reporting end date, with its session metrics, activity flags, MRR and the
-    organization attributes to slice by.
+    The canonical organization x day metric table for BI (definitions: fct_org_daily.yml).
+    A view over the gold mart fct_org_daily, never over silver: silver's table rebuilds drop the
+    views that depend on silver tables (drop ... cascade), and a BI view must not vanish between
+    a silver run and the next gold run.
 -#}
-with
-
-daily_sessions as (
-
-    select * from {{ ref('fct_daily_sessions') }}
-
-),
-
-organizations as (
-
-    select * from {{ ref('dim_org') }}
-
-),
-
-subscriptions as (
-
-    select * from {{ ref('fct_subscription') }}
-
-),
-
-mrr as (
-
-    select
-        daily_sessions.organization_id,
-        daily_sessions.session_date,
-        sum(subscriptions.mrr_cents) as mrr_cents
-    from daily_sessions
-    inner join subscriptions
-        on daily_sessions.organization_id = subscriptions.organization_id
-        and {{ mrr_counts_on('daily_sessions.session_date') }}
-    group by daily_sessions.organization_id, daily_sessions.session_date
-
-),
-
-final as (
-
-    select
-        -- grain
-        daily_sessions.organization_id,
-        daily_sessions.session_date as date_day,
-
-        -- organization attributes (current values)
-        organizations.organization_name,
-        organizations.industry,
-        organizations.country_code,
-        organizations.plan_code,
-        organizations.cohort_month,
-        daily_sessions.session_date - organizations.signup_date as days_since_signup,
-
-        -- sessions
-        daily_sessions.sessions_started,
-        daily_sessions.finished_sessions,
-        daily_sessions.completed_sessions,
-        daily_sessions.failed_sessions,
-        daily_sessions.timed_out_sessions,
-        daily_sessions.error_rate,
-
-        -- usage
-        daily_sessions.browser_minutes,
-        daily_sessions.proxy_gb,
-        daily_sessions.events,
-        daily_sessions.error_events,
-
-        -- activity (>= 1 session on the day / in the trailing 7 or 30 days)
-        daily_sessions.is_active_1d,
-        daily_sessions.is_active_7d,
-        daily_sessions.is_active_30d,
-
-        -- revenue (MRR rule: fct_subscription)
-        coalesce(mrr.mrr_cents, 0) as mrr_cents,
-        coalesce(mrr.mrr_cents, 0) > 0 as is_paying
-
-    from daily_sessions
-    inner join organizations
-        on daily_sessions.organization_id = organizations.organization_id
-    left join mrr
-        on daily_sessions.organization_id = mrr.organization_id
-        and daily_sessions.session_date = mrr.session_date
-
-)
-
-select * from final
+select
+    organization_id,
+    date_day,
+    organization_name,
+    industry,
+    country_code,
+    plan_code,
+    cohort_month,
+    days_since_signup,
+    sessions_started,
+    finished_sessions,
+    completed_sessions,
+    failed_sessions,
+    timed_out_sessions,
+    error_rate,
+    browser_minutes,
+    proxy_gb,
+    events,
+    error_events,
+    is_active_1d,
+    is_active_7d,
+    is_active_30d,
+    mrr_cents,
+    is_paying
+from {{ ref('fct_org_daily') }}
