@@ -70,6 +70,8 @@ def main() -> None:
     stack = Stack(base, source_port=free_port(), warehouse_port=free_port(), smtp_port=free_port())
     os.environ.update(stack.env())
     os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+    # the table below is the output; every task's log lines would bury it (LOGGING_LEVEL=INFO to see them)
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     import psycopg
 
     from medallion import compat, demo_source, transform
