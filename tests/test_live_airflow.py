@@ -105,9 +105,13 @@ def test_trigger_bronze_with_params_through_the_rest_api(live):
                 f"select count(*) from public.{table}").fetchone()[0]  # fmt: skip
 
 
-def runs_of(live, dag_id: str, run_type: str, after: str = "") -> list[dict]:
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def runs_of(live, dag_id: str, run_type: str, after: str) -> list[dict]:
     runs = live.api("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 50})["dag_runs"]
-    return [r for r in runs if r["run_type"] == run_type and r["queued_at"] > after]
+    return [r for r in runs if r["run_type"] == run_type and ts(r["queued_at"]) > ts(after)]
 
 
 def wait_for_asset_run(live, dag_id: str, after: str, timeout: float = 900) -> dict:
@@ -166,6 +170,14 @@ def test_backfill_of_a_two_day_range_succeeds(live):
             "where table_name = 'plans' and status = 'success' and run_id like 'backfill%%'"
         ).fetchone()
     assert covered[0] <= start and covered[1] >= start + timedelta(days=2) and covered[2] == len(runs)
+
+    # bronze's backfill runs published its asset: the scheduler carries on with silver, then gold
+    # (both unpaused by the asset-chain test above)
+    events = live.api("GET", "/assets/events", params={
+        "source_dag_id": "bronze_supabase", "order_by": "-timestamp", "limit": 100})["asset_events"]  # fmt: skip
+    last = next(e for e in events if e["source_run_id"].startswith("backfill__"))
+    silver = wait_for_asset_run(live, "silver", after=last["timestamp"])
+    wait_for_asset_run(live, "gold", after=silver["start_date"])
 
 
 def test_a_taken_port_is_a_clear_error(airflow_db):
