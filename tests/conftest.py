@@ -64,6 +64,18 @@ def airflow_db(stack):
     return stack
 
 
+def reset_connection_databases(stack: Stack, source_template: str | None = "source_template") -> None:
+    """Recreate `source` (from `source_template`, or empty) and an empty `warehouse`: the databases
+    the stack's AIRFLOW_CONN_* point at, for tests that run DAGs through Airflow."""
+    template = f" template {source_template}" if source_template else ""
+    with psycopg.connect(stack.source.uri("postgres"), autocommit=True) as conn:
+        conn.execute("drop database if exists source with (force)")
+        conn.execute(f"create database source{template}")
+    with psycopg.connect(stack.warehouse.uri("postgres"), autocommit=True) as conn:
+        conn.execute("drop database if exists warehouse with (force)")
+        conn.execute("create database warehouse")
+
+
 class Databases:
     """A fresh seeded source database and an empty warehouse database for one test."""
 

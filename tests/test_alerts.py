@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import psycopg
 import pytest
-from conftest import AS_OF, STACK
+from conftest import AS_OF, STACK, reset_connection_databases
 from psycopg import sql
 
 from medallion import alerts, config, freshness
@@ -81,12 +81,7 @@ def inbox():
 def pipeline(airflow_db, inbox):
     """Fresh `source` and `warehouse` databases (those AIRFLOW_CONN_* point at), every table loaded once."""
     stack = airflow_db
-    with psycopg.connect(stack.source.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists source with (force)")
-        conn.execute("create database source template source_template")
-    with psycopg.connect(stack.warehouse.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists warehouse with (force)")
-        conn.execute("create database warehouse")
+    reset_connection_databases(stack)
     from airflow.dag_processing.dagbag import DagBag
 
     with warehouse(stack) as wh:  # gold as dbt would leave it, covering today: fresh

@@ -7,7 +7,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 from checks import bronze_fingerprint, source_fingerprint
-from conftest import AS_OF
+from conftest import AS_OF, reset_connection_databases
 
 from medallion import config, demo_source
 
@@ -18,12 +18,7 @@ pytestmark = pytest.mark.slow
 def pipeline(airflow_db):
     """The `source` and `warehouse` databases the AIRFLOW_CONN_* variables point at, freshly seeded."""
     stack = airflow_db
-    with psycopg.connect(stack.source.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists source with (force)")
-        conn.execute("create database source template source_template")
-    with psycopg.connect(stack.warehouse.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists warehouse with (force)")
-        conn.execute("create database warehouse")
+    reset_connection_databases(stack)
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(config.ROOT / "dags"))

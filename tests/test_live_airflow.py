@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from conftest import reset_connection_databases
 
 from medallion import config, demo_source
 from medallion.liveairflow import AirflowStartError, LiveAirflow
@@ -27,12 +28,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def live(airflow_db):
     stack = airflow_db
-    with psycopg.connect(stack.source.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists source with (force)")
-        conn.execute("create database source")
-    with psycopg.connect(stack.warehouse.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists warehouse with (force)")
-        conn.execute("create database warehouse")
+    reset_connection_databases(stack, source_template=None)
     with psycopg.connect(stack.source.uri("source")) as conn:
         demo_source.seed(conn, NOW, scale=0.3)
     from aiosmtpd.controller import Controller

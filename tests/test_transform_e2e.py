@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 import psycopg
 import pytest
-from conftest import AS_OF, Databases
+from conftest import AS_OF, Databases, reset_connection_databases
 
 from medallion import backfill, config, dagkit, demo_source
 
@@ -50,12 +50,7 @@ def relations(wh: psycopg.Connection, schemas=LAYER_SCHEMAS) -> list[tuple[str, 
 def loaded(airflow_db):
     """`source` / `warehouse` (what AIRFLOW_CONN_* point at) fresh, then bronze, silver, gold at AS_OF."""
     stack = airflow_db
-    with psycopg.connect(stack.source.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists source with (force)")
-        conn.execute("create database source template source_template")
-    with psycopg.connect(stack.warehouse.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists warehouse with (force)")
-        conn.execute("create database warehouse")
+    reset_connection_databases(stack)
     bag = dagbag()
     runs = {dag_id: run(bag, dag_id, AS_OF) for dag_id in ("bronze_supabase", "silver", "gold")}
     return stack, bag, runs
