@@ -37,7 +37,19 @@ def test_without_an_interval_a_run_processes_every_key():
     # one event without an interval (a manual upstream run): everything, to be safe
     assert transform.run_interval(None, None, events({"interval_start": T0.isoformat(), "interval_end": T1.isoformat()},
                                                      {})) == {}  # fmt: skip
-    assert transform.dbt_vars(None, None, None) == "{}"
+    assert transform.interval_bound("start", None, None, None) == transform.interval_bound("end", None, None, {}) == ""
+
+
+def test_dbt_gets_the_interval_as_environment_variables(dags):
+    env = dags["silver"].get_template_env()
+
+    def render(start, end, events) -> dict[str, str]:
+        context = {"dag_run": SimpleNamespace(data_interval_start=start, data_interval_end=end),
+                   "triggering_asset_events": events}  # fmt: skip
+        return {k: env.from_string(v).render(**context) for k, v in transform.INTERVAL_ENV.items()}
+
+    assert render(T0, T1, {}) == {"MEDALLION_INTERVAL_START": T0.isoformat(), "MEDALLION_INTERVAL_END": T1.isoformat()}
+    assert render(None, None, {}) == {"MEDALLION_INTERVAL_START": "", "MEDALLION_INTERVAL_END": ""}
 
 
 def test_the_select_param_narrows_the_layer_with_dbt_intersections():
@@ -71,7 +83,7 @@ def test_layer_dag_shape(dags, dag_id, upstream, outlet, folders):
     assert sorted(dag.params.keys()) == ["full_refresh", "select"]
     producer = dag.get_task("dbt.dbt_producer_watcher")
     assert all(f"path:models/{f}" in producer.select for f in folders) and "params.select" in producer.select
-    assert producer.vars == transform.VARS_TEMPLATE
+    assert producer.env == transform.INTERVAL_ENV and not producer.vars  # env, not --vars: partial parsing survives
     models = {t.task_id.split(".")[1] for t in dag.tasks if t.task_id.endswith(".run")}
     assert models and all(t.upstream_task_ids for t in dag.tasks if t is not producer)  # the build runs first
     published = dag.get_task("published")

@@ -1,5 +1,6 @@
 {#
-    How incremental models process one run's interval (vars interval_start / interval_end).
+    How incremental models process one run's interval (interval_start / interval_end: see
+    interval_var below).
 
     A run for [start, end) touches the keys of the bronze rows that
       - are versions with _cursor in [start - lookback, end), or
@@ -13,10 +14,20 @@
     every key is processed. See README.md "Incremental models and backfill equivalence".
 #}
 
+{#
+    An interval bound: var `name` if given (`dbt build --vars ...`), else environment variable
+    MEDALLION_<NAME> (how Airflow passes it), else none. Airflow uses the environment because dbt
+    re-parses the whole project whenever --vars change (a new interval every run), but only the
+    few files that read an environment variable when its value changes (partial parsing).
+#}
+{% macro interval_var(name) -%}
+    {{ return(var(name, none) or env_var('MEDALLION_' ~ name | upper, '') or none) }}
+{%- endmacro %}
+
 {# The run's interval as SQL literals: {start, end, lookback_minutes}; start/end none when absent. #}
 {% macro run_interval(bronze=none) -%}
-    {%- set start = var('interval_start', none) -%}
-    {%- set end = var('interval_end', none) -%}
+    {%- set start = interval_var('interval_start') -%}
+    {%- set end = interval_var('interval_end') -%}
     {%- set lookback = var('lookback_minutes', none) -%}
     {%- if lookback is none -%}
         {%- set lookback = source_lookback_minutes(bronze) -%}
@@ -45,7 +56,7 @@
 
 {# True when this run is incremental and narrowed to an interval. #}
 {% macro is_interval_run() -%}
-    {{ return(is_incremental() and (var('interval_start', none) or var('interval_end', none))) }}
+    {{ return(is_incremental() and (interval_var('interval_start') or interval_var('interval_end'))) }}
 {%- endmacro %}
 
 {# Predicate: versions (live rows) with _cursor in [start - lookback, end). #}
