@@ -11,18 +11,20 @@ DOCS = """
 
 **What**: one `dbt build` of `include/dbt/models/marts` and `models/metrics` (models and their
 tests), rendered by Cosmos from `include/dbt/target/manifest.json`. The `dbt_producer_watcher`
-task runs the build; every other task is a light sensor showing one model's (or its tests')
-result. Marts are rebuilt in full on every run (they read the silver facts and dimensions), so a
-gold run is always consistent with silver. Metric definitions (MRR, active organizations, error
-rate, retention...): `include/dbt/README.md`. Last task `published` emits the `gold` asset.
+task runs the build; each `<model>_run` task is a light sensor showing that model's result;
+`tests` is the verdict of the layer's data tests. Marts are rebuilt in full on every run (they
+read the silver facts and dimensions), so a gold run is always consistent with silver. Metric
+definitions (MRR, active organizations, error rate, retention...): `include/dbt/README.md`.
+Last task `published` emits the `gold` asset.
 
 **Upstream**: runs when `silver` has published (asset `silver`) and also hourly on its own data
 interval. Connection: `warehouse` (dbt profile built from it by Cosmos).
 
 **When it fails** (you got an email):
-1. The red sensor names the model or its tests; the `dbt_producer_watcher` log has dbt's error.
-2. Clearing a failed sensor reruns that model alone; the producer is skipped on retry (Cosmos
-   watcher mode).
+1. A red `<model>_run` names the model; a red `tests` means a data test failed (its log lists
+   the failing tests). The `dbt_producer_watcher` log has the build's output.
+2. The producer is skipped on retry (Cosmos watcher mode): each failed model's sensor reruns that
+   model alone, and `tests` reruns the layer's tests once the sensors are done.
 3. A failed data test (e.g. `assert_mrr_agrees_across_models`, `recency`) usually means silver is
    behind or wrong: check the last `silver` run first, rerun it, then gold.
 4. Reruns are always safe (gold is rebuilt from silver). Backfill a range:

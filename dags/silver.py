@@ -11,22 +11,25 @@ DOCS = """
 
 **What**: one `dbt build` of `include/dbt/models/staging` and `models/core` (models and their
 tests), rendered by Cosmos from `include/dbt/target/manifest.json`. The `dbt_producer_watcher`
-task runs the build; every other task is a light sensor showing one model's (or its tests')
-result as dbt reports it. The incremental facts (`core_sessions`, `fct_browser_run`, `fct_event`,
-`fct_usage`) process only the keys bronze touched in the run's interval (dbt vars `interval_start`
-/ `interval_end`); everything else is rebuilt. Last task `published` emits the `silver` asset,
-which starts `gold`.
+task runs the build; each `<model>_run` task is a light sensor showing that model's result as dbt
+reports it; `tests` is the verdict of the layer's data tests. The incremental facts
+(`core_sessions`, `fct_browser_run`, `fct_event`, `fct_usage`) process only the keys bronze
+touched in the run's interval (`MEDALLION_INTERVAL_START` / `_END` in dbt's environment);
+everything else is rebuilt. Last task `published` emits the `silver` asset, which starts `gold`.
 
 **Upstream**: runs when `bronze_supabase` lands (asset `bronze_supabase`; the interval comes from
 the bronze run's event) and also hourly on its own data interval, so it can be backfilled.
 Connection: `warehouse` (dbt profile built from it by Cosmos).
 
 **When it fails** (you got an email):
-1. The red sensor names the model or its tests; the `dbt_producer_watcher` log has dbt's error.
-2. Clearing a failed sensor reruns that model alone (`dbt run/test --select <model>`); the
-   producer itself never reruns on retry (it is skipped), by design of Cosmos' watcher mode.
+1. A red `<model>_run` names the model; a red `tests` means a data test failed (its log lists
+   the failing tests). The `dbt_producer_watcher` log has the build's output.
+2. The producer never reruns on retry (it is skipped, by design of Cosmos' watcher mode): each
+   failed model's sensor reruns that model alone (`dbt run --select <model>`), and `tests` reruns
+   the layer's tests once the sensors are done. Clearing either does the same after a fix.
 3. A failed data test means bad data or a broken assumption: query the model, fix upstream (or
-   the model), then trigger with `select` = the model and its children (`core_sessions+`).
+   the model), then clear `tests`, or trigger with `select` = the model and its children
+   (`core_sessions+`).
 4. *on_schema_change* / a new column: trigger with `full_refresh` on.
 5. Reruns are always safe (incremental models recompute touched keys from bronze). Backfill a
    range: `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack

@@ -84,18 +84,44 @@ def test_layer_dag_shape(dags, dag_id, upstream, outlet, folders):
     producer = dag.get_task("dbt.dbt_producer_watcher")
     assert all(f"path:models/{f}" in producer.select for f in folders) and "params.select" in producer.select
     assert producer.env == transform.INTERVAL_ENV and not producer.vars  # env, not --vars: partial parsing survives
-    models = {t.task_id.split(".")[1] for t in dag.tasks if t.task_id.endswith(".run")}
-    assert models and all(t.upstream_task_ids for t in dag.tasks if t is not producer)  # the build runs first
+    assert "--resource-type" not in producer.dbt_cmd_flags  # the tests run in the build, right after their model
+    assert models_of(dag) and all(t.upstream_task_ids for t in dag.tasks if t is not producer)  # the build runs first
+    tests = dag.get_task("dbt.tests")  # the verdict of the layer's tests, after the build and every model's sensor
+    assert tests.trigger_rule == "all_done" and tests.env == transform.INTERVAL_ENV and tests.select == producer.select
+    assert {t.task_id for t in dag.tasks} - tests.get_flat_relative_ids(upstream=True) == {"dbt.tests", "published"}
     published = dag.get_task("published")
     assert [a.name for a in published.outlets] == [outlet.name]
-    assert {t.task_id for t in dag.tasks} - published.get_flat_relative_ids(upstream=True) == {"published"}
+    assert published.upstream_task_ids == {"dbt.tests"} and published.trigger_rule == "all_success"
+
+
+def models_of(dag) -> set[str]:
+    """The models a layer DAG renders: one sensor task `dbt.<model>_run` each (no task per model's tests)."""
+    assert not [t.task_id for t in dag.tasks if t.task_id.endswith(".test")]
+    return {t.task_id.split(".")[1].removesuffix("_run") for t in dag.tasks if t.task_id.endswith("_run")}
+
+
+class FakeTI:
+    """What LayerTests asks of its task instance: the states of its upstream tasks in its run."""
+
+    dag_id, run_id = "silver", "run"
+
+    def __init__(self, **states):
+        self.states = states
+
+    def get_task_states(self, dag_id, task_ids, run_ids):
+        return {self.run_id: {t: self.states.get(t, "success") for t in task_ids}}
+
+
+def test_the_tests_task_passes_a_successful_build_and_names_models_that_did_not_build(dags):
+    tests = dags["silver"].get_task("dbt.tests")
+    assert tests.execute({"ti": FakeTI()}) is None  # the build ran the tests and they passed: no dbt rerun
+    sensor = sorted(t for t in tests.upstream_task_ids if t.endswith("_run"))[0]
+    with pytest.raises(Exception, match=rf"1 model\(s\) did not build: {sensor} \(upstream_failed\)"):
+        tests.execute({"ti": FakeTI(**{sensor: "upstream_failed", "dbt.dbt_producer_watcher": "skipped"})})
 
 
 def test_models_are_rendered_per_layer(dags):
-    def models(dag):
-        return {t.task_id.split(".")[1] for t in dag.tasks if t.task_id.endswith(".run")}
-
-    silver, gold = models(dags["silver"]), models(dags["gold"])
+    silver, gold = models_of(dags["silver"]), models_of(dags["gold"])
     assert {"stg_browser_sessions", "core_sessions", "dim_org", "fct_subscription"} <= silver
     assert {"fct_daily_sessions", "fct_monthly_revenue", "v_mrr", "v_daily_kpis"} <= gold
     assert not silver & gold
@@ -106,9 +132,9 @@ def test_dbt_builds_take_the_one_slot_pool_and_every_pool_used_is_declared(dags)
     declared = json.loads(config.POOLS_FILE.read_text())
     assert declared[dagkit.DBT_POOL]["slots"] == 1
     for dag_id in ("silver", "gold"):
-        producer = dags[dag_id].get_task("dbt.dbt_producer_watcher")
-        assert producer.pool == dagkit.DBT_POOL, dag_id
-        sensors = [t for t in dags[dag_id].tasks if t is not producer]
+        dbt_tasks = [dags[dag_id].get_task(t) for t in ("dbt.dbt_producer_watcher", "dbt.tests")]  # tests may rerun dbt
+        assert all(t.pool == dagkit.DBT_POOL for t in dbt_tasks), dag_id
+        sensors = [t for t in dags[dag_id].tasks if t not in dbt_tasks]
         assert sensors and all(t.pool == "default_pool" for t in sensors), "sensors only poll: outside the pool"
     for dag in dags.values():  # a pool missing in a deployment leaves its tasks unscheduled, silently
         assert {t.pool for t in dag.tasks} <= {"default_pool", *declared}, dag.dag_id

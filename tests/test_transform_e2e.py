@@ -59,15 +59,32 @@ def loaded(airflow_db):
 def test_silver_and_gold_build_after_bronze_and_their_dbt_tests_pass(loaded):
     stack, bag, runs = loaded
     for layer in ("silver", "gold"):
-        tis = runs[layer].get_task_instances()
-        tests = [ti for ti in tis if ti.task_id.endswith(".test")]
-        assert tests and all(ti.state == "success" for ti in tis), layer  # each model's dbt tests ran and passed
+        assert all(ti.state == "success" for ti in runs[layer].get_task_instances()), layer
+        # the build ran each model's tests right after it, and they passed (Cosmos' per-model results)
+        verdicts = build_tests_status(runs[layer])
+        assert len(verdicts) >= 10 and set(verdicts.values()) == {"pass"}, (layer, verdicts)
     with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
         for table in GOLD_TABLES:
             assert wh.execute(f"select count(*) from gold_marts.{table}").fetchone()[0] > 0, table
         assert wh.execute("select count(*) from gold_metrics.v_daily_kpis").fetchone()[0] > 0
         assert {s for s, _ in relations(wh, ("silver_stg", "silver_core", "gold_marts", "gold_metrics"))} == {
             "silver_stg", "silver_core", "gold_marts", "gold_metrics"}  # fmt: skip
+
+
+def build_tests_status(dag_run) -> dict[str, str]:
+    """Per model, the status of its tests as the producer's build reported them (Cosmos XComs)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(XComModel.key, XComModel.value).where(
+                XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == "dbt.dbt_producer_watcher",
+                XComModel.key.endswith("_tests_status", autoescape=True))
+        ).all()  # fmt: skip
+    return {key.removesuffix("_tests_status"): value for key, value in rows}
 
 
 def test_a_silver_run_after_gold_leaves_every_gold_view_in_place(loaded):
@@ -150,8 +167,9 @@ def test_gold_kpis_equal_plain_sql_on_the_source(loaded):
 
 def test_a_failing_dbt_test_fails_the_run_even_after_retries_and_publishes_nothing(loaded):
     """`recency` fails for an interval ending days after the last data. The build fails; Cosmos skips
-    the producer's retry and the retried test sensor reruns the model's tests, the failing one
-    included: the run fails and `silver` is not published (gold does not run on bad data)."""
+    the producer's retry, the sensors of the models dbt skipped rebuild them, and the `tests` task
+    reruns the layer's tests: the failing one fails it, the run fails and `silver` is not published
+    (gold does not run on bad data)."""
     bag = dagbag()
     dag = bag.get_dag("silver")
     for t in dag.tasks:  # retry at once (the DAG's own delays would make this test minutes long)
@@ -159,9 +177,34 @@ def test_a_failing_dbt_test_fails_the_run_even_after_retries_and_publishes_nothi
     dr = dag.test(logical_date=AS_OF + timedelta(days=5))
     states = {ti.task_id: ti.state for ti in dr.get_task_instances()}
     assert dr.state == "failed"
-    assert states["dbt.core_sessions.test"] == "failed"
+    assert states["dbt.core_sessions_run"] == "success"  # the model built; its test failed
+    assert build_tests_status(dr)["model__medallion__core_sessions"] == "fail"
     assert states["dbt.dbt_producer_watcher"] == "skipped"  # its retry; the build failed on try 1
+    assert states["dbt.tests"] == "failed"  # reran the tests (try 2) after the sensors: still failing
     assert states["published"] == "upstream_failed"
+
+
+def test_a_run_reprocesses_only_the_keys_bronze_touched_in_its_interval(loaded):
+    """The interval reaches dbt (MEDALLION_INTERVAL_* in the producer's environment): an hourly silver
+    run whose interval holds no bronze change leaves an incremental model's rows as they are, while
+    a full refresh (the `full_refresh` param) recomputes every row from bronze."""
+    stack, _, _ = loaded
+    uri = stack.warehouse.uri("warehouse")
+    with psycopg.connect(uri) as wh:
+        sessions = "select session_id, user_agent from silver_core.core_sessions order by session_id limit 1"
+        sid, user_agent = wh.execute(sessions).fetchone()
+        wh.execute("update silver_core.core_sessions set user_agent = 'not from bronze' where session_id = %s", (sid,))
+
+    def user_agent_now() -> str:
+        with psycopg.connect(uri) as wh:
+            return wh.execute(
+                "select user_agent from silver_core.core_sessions where session_id = %s", (sid,)
+            ).fetchone()[0]
+
+    run(dagbag(), "silver", AS_OF + timedelta(hours=1))  # bronze has nothing in [AS_OF, AS_OF + 1h)
+    assert user_agent_now() == "not from bronze"
+    run(dagbag(), "silver", AS_OF + timedelta(hours=1), full_refresh=True)
+    assert user_agent_now() == user_agent
 
 
 def snapshot(wh: psycopg.Connection, schema: str = "snapshot") -> list[tuple[str, str]]:
@@ -188,7 +231,7 @@ def test_backfill_interval_by_interval_equals_a_full_refresh(stack, airflow_db, 
     """Three days of source changes, backfilled a day at a time with `make backfill`'s code, then compared.
 
     `backfill.run(step="day")` gives each run a day-long data interval (the DAGs' hourly cron swapped
-    for a daily one): the runs use it exactly as they use an hour (bronze's window, dbt's interval vars).
+    for a daily one): the runs use it exactly as they use an hour (bronze's window, dbt's interval).
     """
     dbs = Databases(stack)
     monkeypatch.setenv("AIRFLOW_CONN_SUPABASE_SOURCE", dbs.source_uri)

@@ -4,7 +4,7 @@
     make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day]
 
 Covers the data of [FROM, TO): for each interval `[start, end)` of the step it runs `bronze_supabase`,
-then `silver`, then `gold` with dag.test() (the DAGs' own code, tasks and dbt vars, in this process,
+then `silver`, then `gold` with dag.test() (the DAGs' own code, tasks and dbt interval, in this process,
 against the stack's metadata DB); `bronze_supabase_deletes` runs once, after the first bronze
 interval, so every later silver run drops the keys deleted in the source. A failed run stops the
 backfill and names the DAG and interval; rerunning the same command is safe (every layer is

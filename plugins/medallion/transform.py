@@ -4,14 +4,17 @@ The DAG files (`dags/silver.py`, `dags/gold.py`) stay thin: a schedule, params, 
 built here from the build-time manifest (`include/dbt/target/manifest.json`, no `dbt ls` and no
 connection at parse time), and a last task that publishes the layer's asset.
 
-Execution mode is WATCHER: one `dbt build` of the layer (producer task) and one light sensor per
-model and per model's tests that shows its status as dbt reports it. A task per model running its
-own dbt (LOCAL) would pay dbt's start-up (and, with per-run vars, a full project parse) once per
-model; `make bench` (bench/transform_bench.py) measures what the watcher costs over a bare build.
+Execution mode is WATCHER: one `dbt build` of the layer, models and tests (producer task), one
+light sensor per model that shows its status as dbt reports it, and one `tests` task with the
+verdict of the layer's data tests (`LayerTests`). A task per model running its own dbt (LOCAL)
+would pay dbt's start-up and project parse once per model; a sensor per model's tests (Cosmos'
+AFTER_EACH) doubled the tasks, whose Airflow overhead dominated the runs. `make bench`
+(bench/transform_bench.py) measures what the DAGs cost over a bare `dbt build`.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import sys
@@ -20,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, get_current_context, task
+from airflow.sdk.exceptions import AirflowException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos import settings as cosmos_settings
 from cosmos.constants import (
+    PRODUCER_WATCHER_DONE_TASK_ID,
     PRODUCER_WATCHER_TASK_ID,
     ExecutionMode,
     InvocationMode,
@@ -30,6 +35,7 @@ from cosmos.constants import (
     TestBehavior,
     TestIndirectSelection,
 )
+from cosmos.operators.local import AbstractDbtLocalBase, DbtTestLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from medallion import dagkit
@@ -49,6 +55,11 @@ if "AIRFLOW__COSMOS__ENABLE_TELEMETRY" not in os.environ:
 # one by one, which is slower but as correct. AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY=True restores it.
 if "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY" not in os.environ:
     cosmos_settings.enable_watcher_reliable_retry = False
+# After every dbt command Cosmos turns dbt's artifacts into OpenLineage events (~0.4 s per layer
+# build, `make bench`), which only the OpenLineage provider would send anywhere. Skipped unless
+# the provider is installed.
+if importlib.util.find_spec("airflow.providers.openlineage") is None:
+    AbstractDbtLocalBase._get_dbt_local_artifact_processor = staticmethod(lambda: None)
 
 # dbt of this interpreter's environment (a venv's bin/ need not be on PATH)
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
@@ -180,11 +191,56 @@ def profile_config() -> ProfileConfig:
     )
 
 
+def _forget_last_runs_test_results(context: Any) -> None:
+    """Cosmos 1.15's producer keeps its tests' results on the operator and never resets them, so an
+    operator that runs again in the same process (`dag.test()`, `make backfill`) pushes an XCom per
+    test instead of one per model (+5 s a silver + gold run, `make bench`). A worker process runs
+    one task and is not affected."""
+    context["task"].test_results_per_model.clear()
+
+
+class LayerTests(DbtTestLocalOperator):
+    """The verdict of the layer's data tests, which ran in the producer's `dbt build`.
+
+    It runs after the build and every model's sensor, whatever their outcome:
+    - a model did not build: fails, naming them (nothing to verify);
+    - the build succeeded: every test it selected passed (`dbt build` fails on a failing test);
+    - otherwise (a test failed, or the build failed and the sensors rebuilt their models on retry:
+      Cosmos skips the producer's retry): reruns the layer's tests with `dbt test`, same selection
+      and interval. A failing test fails this task, and so the run; `published` does not run.
+    Its retries rerun the tests, so clearing it after a fix re-checks the data.
+    """
+
+    def __init__(self, *, producer_task_id: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.producer_task_id = producer_task_id
+
+    def execute(self, context: Any, **kwargs: Any) -> Any:
+        ti = context["ti"]
+        upstream = sorted(self.upstream_task_ids | {self.producer_task_id})
+        states = ti.get_task_states(dag_id=ti.dag_id, task_ids=upstream, run_ids=[ti.run_id]).get(ti.run_id, {})
+        producer_state = states.pop(self.producer_task_id, None)
+        not_built = {task_id: state for task_id, state in states.items() if state != "success"}
+        not_built.pop(f"{self.task_group.group_id}.{PRODUCER_WATCHER_DONE_TASK_ID}", None)
+        if not_built:
+            raise AirflowException(
+                f"data tests not checked: {len(not_built)} model(s) did not build: "
+                + ", ".join(f"{task_id} ({state})" for task_id, state in sorted(not_built.items()))
+            )
+        if producer_state == "success":
+            self.log.info("%s succeeded: the layer's data tests ran in its build and passed", self.producer_task_id)
+            return None
+        self.log.warning("%s ended %s: running the layer's data tests again (dbt test --select %s)",
+                         self.producer_task_id, producer_state, self.select)  # fmt: skip
+        return super().execute(context, **kwargs)
+
+
 def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
-    """The layer's models and their tests as tasks, built by one `dbt build` (WATCHER)."""
+    """The layer's models as tasks, built with their tests by one `dbt build` (WATCHER), and `tests`."""
     require_manifest()
     select = list(LAYERS[layer])
     watcher = EXECUTION_MODE == ExecutionMode.WATCHER
+    operator_args = {"env": INTERVAL_ENV, "full_refresh": "{{ params.full_refresh }}", "install_deps": False}
     group = DbtTaskGroup(
         group_id=group_id,
         project_config=ProjectConfig(
@@ -195,18 +251,14 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
             execution_mode=EXECUTION_MODE,
             invocation_mode=INVOCATION_MODE,
             dbt_executable_path=DBT_EXECUTABLE,
-            # A retried test sensor reruns `dbt test --select <model>`: every test touching the model
-            # (eager), also those with another parent (recency vs its source, relationships), so a
-            # test that failed in the build fails again instead of being left out of the rerun.
-            # (LOCAL, benchmark only: cautious, a model's build task must not test the next layer)
-            test_indirect_selection=TestIndirectSelection.EAGER if watcher else TestIndirectSelection.CAUTIOUS,
+            # a model's tests whose parents are all in the layer: a silver build never tests gold
+            # tables, which may not exist yet (LOCAL: a model's build task)
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS,
             # the producer does not rerun on retry (Cosmos skips it and each failed model's sensor
             # reruns that model alone), so its one retry need not wait
             setup_operator_args={
                 "retry_delay": timedelta(seconds=5),
                 "retry_exponential_backoff": False,
-                # the layer's build runs the tests whose parents are all in the layer (a silver
-                # build never tests gold tables, which may not exist yet)
                 "indirect_selection": TestIndirectSelection.CAUTIOUS.value,
             }
             if watcher
@@ -215,29 +267,52 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             select=select,
-            test_behavior=TestBehavior.AFTER_EACH if watcher else TestBehavior.BUILD,
+            # WATCHER: a sensor per model; the tests run in the producer's build (below), their
+            # verdict is the `tests` task. LOCAL (benchmark only): a `dbt build` task per model.
+            test_behavior=TestBehavior.NONE if watcher else TestBehavior.BUILD,
             emit_datasets=False,  # the DAG publishes one asset per layer (`published`), not one per model
         ),
-        operator_args={
-            "env": INTERVAL_ENV,
-            "full_refresh": "{{ params.full_refresh }}",
-            "install_deps": False,
-            **({"poke_interval": 5} if watcher else {}),
-        },
+        operator_args={**operator_args, **({"poke_interval": 5} if watcher else {})},
     )
     if not watcher:  # a task per model (benchmark only): the `select` param does not apply
         return group
     producer = group.children[f"{group_id}.{PRODUCER_WATCHER_TASK_ID}"]
-    producer.select = "{{ medallion_selection('" + " ".join(select) + "', params.select) }}"
+    layer_select = "{{ medallion_selection('" + " ".join(select) + "', params.select) }}"
+    producer.select = layer_select
+    # TestBehavior.NONE makes Cosmos leave the tests out of the build (`--resource-type model ...`):
+    # they stay in it, so each model's tests run right after it and a failing one stops its children.
+    flags = list(producer.dbt_cmd_flags or [])
+    producer.dbt_cmd_flags = [
+        f for i, f in enumerate(flags) if "--resource-type" not in (f, flags[i - 1] if i else None)
+    ]
     # Silver and gold both fire hourly and on assets; one build at a time, so a gold build never
     # reads silver tables while a silver build replaces them (sensors only poll: not in the pool).
     producer.pool = dagkit.DBT_POOL
+    producer.on_execute_callback = [_forget_last_runs_test_results]
     # Sensors wait on the producer's build. Making them its downstream (whatever its outcome, like
     # Cosmos' DbtDag does) lets dag.test(), which runs one task at a time, run the build first.
     for root in group.get_roots():
         if root is not producer:
             producer >> root
             root.trigger_rule = "all_done"
+    leaves = list(group.get_leaves())
+    tests = LayerTests(
+        task_id="tests",
+        task_group=group,
+        producer_task_id=producer.task_id,
+        project_dir=str(DBT_PROJECT_DIR),
+        profile_config=profile_config(),
+        dbt_executable_path=DBT_EXECUTABLE,
+        invocation_mode=INVOCATION_MODE,
+        select=layer_select,
+        indirect_selection=TestIndirectSelection.CAUTIOUS.value,
+        emit_datasets=False,
+        pool=dagkit.DBT_POOL,  # its rerun reads tables a build of the other layer may be replacing
+        trigger_rule="all_done",  # after the build and every model's sensor (retries included), whatever their outcome
+        env=INTERVAL_ENV,
+        install_deps=False,
+    )
+    tests.set_upstream(leaves)
     return group
 
 

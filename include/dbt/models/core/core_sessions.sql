@@ -1,5 +1,5 @@
 {#-
-    Incremental: a run processes the sessions touched in its interval (vars interval_start,
+    Incremental: a run processes the sessions touched in its interval (interval_start,
     interval_end) and merges them by session_id; the post-hook deletes hard-deleted sessions.
     Only the session's own columns live here (no attributes of other, mutable entities), so a
     row depends on nothing but its own latest bronze version: the basis of backfill equivalence.
