@@ -52,6 +52,12 @@ def test_dbt_gets_the_interval_as_environment_variables(dags):
     assert render(None, None, {}) == {"MEDALLION_INTERVAL_START": "", "MEDALLION_INTERVAL_END": ""}
 
 
+def test_without_option_drops_each_option_and_its_value():
+    flags = ["--resource-type", "model", "--full-refresh", "--resource-type", "seed", "--threads", "2"]
+    assert transform.without_option(flags, "--resource-type") == ["--full-refresh", "--threads", "2"]
+    assert transform.without_option([], "--resource-type") == []
+
+
 def test_the_select_param_narrows_the_layer_with_dbt_intersections():
     layer = "path:models/staging path:models/core"
     assert transform.selection(layer, "") == layer

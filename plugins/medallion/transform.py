@@ -199,6 +199,20 @@ def _forget_last_runs_test_results(context: Any) -> None:
     context["task"].test_results_per_model.clear()
 
 
+def without_option(flags: list[str], option: str) -> list[str]:
+    """dbt command-line `flags` without each `option VALUE` pair."""
+    kept: list[str] = []
+    skip_value = False
+    for flag in flags:
+        if flag == option:
+            skip_value = True
+        elif skip_value:
+            skip_value = False
+        else:
+            kept.append(flag)
+    return kept
+
+
 class LayerTests(DbtTestLocalOperator):
     """The verdict of the layer's data tests, which ran in the producer's `dbt build`.
 
@@ -281,10 +295,7 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
     producer.select = layer_select
     # TestBehavior.NONE makes Cosmos leave the tests out of the build (`--resource-type model ...`):
     # they stay in it, so each model's tests run right after it and a failing one stops its children.
-    flags = list(producer.dbt_cmd_flags or [])
-    producer.dbt_cmd_flags = [
-        f for i, f in enumerate(flags) if "--resource-type" not in (f, flags[i - 1] if i else None)
-    ]
+    producer.dbt_cmd_flags = without_option(producer.dbt_cmd_flags or [], "--resource-type")
     # Silver and gold both fire hourly and on assets; one build at a time, so a gold build never
     # reads silver tables while a silver build replaces them (sensors only poll: not in the pool).
     producer.pool = dagkit.DBT_POOL
