@@ -13,7 +13,7 @@ rotated every round), all on the same data:
                        dbt CLI process each (its own target folder, kept between rounds for partial parsing),
                        as a person would run it: the reference
   watcher-subprocess   silver.test() then gold.test(): the DAGs as shipped (Cosmos WATCHER: one dbt build
-                       per layer, dbt in a subprocess, one sensor task per model and per model's tests)
+                       per layer, dbt in a subprocess, one sensor task per model, one `tests` verdict task)
   watcher-dbt_runner   the same DAGs with dbt invoked in-process (InvocationMode.DBT_RUNNER)
   local-dbt_runner     Cosmos LOCAL: a task per model running `dbt build --select <model>` in-process
                        (TestBehavior.BUILD, tests whose parents are all the model); every task starts dbt
