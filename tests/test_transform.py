@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowException
 
 from medallion import config, dagkit, transform
 
@@ -122,7 +123,7 @@ def test_the_tests_task_passes_a_successful_build_and_names_models_that_did_not_
     tests = dags["silver"].get_task("dbt.tests")
     assert tests.execute({"ti": FakeTI()}) is None  # the build ran the tests and they passed: no dbt rerun
     sensor = sorted(t for t in tests.upstream_task_ids if t.endswith("_run"))[0]
-    with pytest.raises(Exception, match=rf"1 model\(s\) did not build: {sensor} \(upstream_failed\)"):
+    with pytest.raises(AirflowException, match=rf"1 model\(s\) did not build: {sensor} \(upstream_failed\)"):
         tests.execute({"ti": FakeTI(**{sensor: "upstream_failed", "dbt.dbt_producer_watcher": "skipped"})})
 
 

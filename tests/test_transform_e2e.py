@@ -72,8 +72,8 @@ def test_silver_and_gold_build_after_bronze_and_their_dbt_tests_pass(loaded):
             "silver_stg", "silver_core", "gold_marts", "gold_metrics"}  # fmt: skip
 
 
-def build_tests_status(dag_run) -> dict[str, str]:
-    """Per model, the status of its tests as the producer's build reported them (Cosmos XComs)."""
+def producer_xcoms(dag_run) -> dict[str, object]:
+    """What the layer's `dbt_producer_watcher` pushed in this run (Cosmos' per-node results), by key."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -82,10 +82,15 @@ def build_tests_status(dag_run) -> dict[str, str]:
         rows = session.execute(
             select(XComModel.key, XComModel.value).where(
                 XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id,
-                XComModel.task_id == "dbt.dbt_producer_watcher",
-                XComModel.key.endswith("_tests_status", autoescape=True))
+                XComModel.task_id == "dbt.dbt_producer_watcher")
         ).all()  # fmt: skip
-    return {key.removesuffix("_tests_status"): value for key, value in rows}
+    return dict(rows)
+
+
+def build_tests_status(dag_run) -> dict[str, str]:
+    """Per model, the status of its tests as the producer's build reported them."""
+    xcoms = producer_xcoms(dag_run)
+    return {key.removesuffix("_tests_status"): value for key, value in xcoms.items() if key.endswith("_tests_status")}
 
 
 def test_a_silver_run_after_gold_leaves_every_gold_view_in_place(loaded):
@@ -212,17 +217,8 @@ def test_the_select_param_builds_only_the_selection_and_the_run_succeeds(loaded)
     """The trigger form's `select` narrows the producer's build to the selection within the layer
     (here a staging model and every silver model downstream of it); the other models' sensors do
     not wait for a result that never comes, and the run succeeds."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
     dr = run(dagbag(), "silver", AS_OF + timedelta(hours=2), select="stg_plans+")
-    with create_session() as session:
-        keys = session.scalars(
-            select(XComModel.key).where(XComModel.dag_id == "silver", XComModel.run_id == dr.run_id,
-                                        XComModel.task_id == "dbt.dbt_producer_watcher")
-        ).all()  # fmt: skip
-    statuses = [k for k in keys if k.startswith("model__medallion__") and k.endswith("_status")]
+    statuses = [k for k in producer_xcoms(dr) if k.startswith("model__medallion__") and k.endswith("_status")]
     built = {k.removeprefix("model__medallion__").removesuffix("_status") for k in statuses if "_tests_" not in k}
     manifest = json.loads((config.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
     expected, todo = set(), ["model.medallion.stg_plans"]
