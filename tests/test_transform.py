@@ -90,11 +90,12 @@ def test_layer_dag_shape(dags, dag_id, upstream, outlet, folders):
     assert sorted(dag.params.keys()) == ["full_refresh", "select"]
     producer = dag.get_task("dbt.dbt_producer_watcher")
     assert all(f"path:models/{f}" in producer.select for f in folders) and "params.select" in producer.select
-    assert producer.env == transform.INTERVAL_ENV and not producer.vars  # env, not --vars: partial parsing survives
+    assert producer.env == transform.DBT_ENV and not producer.vars  # env, not --vars: partial parsing survives
+    assert transform.INTERVAL_ENV.items() <= producer.env.items() and producer.env["DBT_LOG_LEVEL_FILE"] == "none"
     assert "--resource-type" not in producer.dbt_cmd_flags  # the tests run in the build, right after their model
     assert models_of(dag) and all(t.upstream_task_ids for t in dag.tasks if t is not producer)  # the build runs first
     tests = dag.get_task("dbt.tests")  # the verdict of the layer's tests, after the build and every model's sensor
-    assert tests.trigger_rule == "all_done" and tests.env == transform.INTERVAL_ENV and tests.select == producer.select
+    assert tests.trigger_rule == "all_done" and tests.env == transform.DBT_ENV and tests.select == producer.select
     assert {t.task_id for t in dag.tasks} - tests.get_flat_relative_ids(upstream=True) == {"dbt.tests", "published"}
     published = dag.get_task("published")
     assert [a.name for a in published.outlets] == [outlet.name]
@@ -125,6 +126,41 @@ def test_the_tests_task_passes_a_successful_build_and_names_models_that_did_not_
     sensor = sorted(t for t in tests.upstream_task_ids if t.endswith("_run"))[0]
     with pytest.raises(AirflowException, match=rf"1 model\(s\) did not build: {sensor} \(upstream_failed\)"):
         tests.execute({"ti": FakeTI(**{sensor: "upstream_failed", "dbt.dbt_producer_watcher": "skipped"})})
+
+
+class SensorTI(FakeTI):
+    """A sensor's task instance: the producer's XComs, and every key the sensor asks for."""
+
+    def __init__(self, try_number=1, **xcoms):
+        super().__init__()
+        self.try_number, self.xcoms, self.asked = try_number, xcoms, []
+
+    def xcom_pull(self, task_ids=None, key="return_value", **_):
+        self.asked.append(key)
+        return self.xcoms.get(key)
+
+
+def sensor_and_keys(dags, model="stg_users"):
+    sensor = dags["silver"].get_task(f"dbt.{model}_run")
+    prefix = f"model__medallion__{model}"
+    return sensor, f"{prefix}_status", f"{prefix}_compiled_sql"
+
+
+def test_a_sensor_whose_model_built_asks_for_its_status_and_compiled_sql_only(dags):
+    sensor, status, sql = sensor_and_keys(dags)
+    ti = SensorTI(**{status: {"status": "success", "outlet_uris": []}, sql: "select 1"})
+    assert sensor.poke({"ti": ti}) is True
+    assert ti.asked == [status, sql] and sensor.compiled_sql == "select 1"
+
+
+@pytest.mark.parametrize("try_number", [1, 2])
+def test_a_failed_model_or_a_retry_goes_through_cosmos_poke(dags, monkeypatch, try_number):
+    sensor, status, sql = sensor_and_keys(dags, "stg_plans")
+    monkeypatch.setattr(sensor, "_get_producer_task_status", lambda context: "running")
+    ti = SensorTI(try_number, **{status: {"status": "error", "outlet_uris": []}, sql: "select 1"})
+    with pytest.raises(AirflowException, match="stg_plans' finished with status 'error'"):
+        sensor.poke({"ti": ti})
+    assert "dbt_startup_events" in ti.asked  # Cosmos' poke, with its start-up events and dbt error event lookups
 
 
 def test_models_are_rendered_per_layer(dags):
