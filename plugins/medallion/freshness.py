@@ -44,8 +44,8 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from medallion import config, connections
-from medallion.config import DBT_PROJECT_DIR, OPS_SCHEMA, SQL_DIR, ConfigError
+from medallion import config, connections, warehouse
+from medallion.config import DBT_PROJECT_DIR, OPS_SCHEMA, ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -254,9 +254,7 @@ def catch_up_command(kind: str, source: str, tables: list[str]) -> str:
 def prepare(wh: psycopg.Connection) -> None:
     """Create or update the ops tables and views, then sync the SLAs from the declarations (committed)."""
     with wh.transaction():
-        wh.execute("select pg_advisory_xact_lock(hashtextextended('medallion:ddl', 0))")
-        wh.execute((SQL_DIR / "warehouse" / "001_ops.sql").read_text())
-        wh.execute((SQL_DIR / "warehouse" / "002_freshness.sql").read_text())
+        warehouse.migrate(wh)
         sync_slas(wh)
 
 

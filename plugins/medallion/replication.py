@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg import sql
 
+from medallion import warehouse
 from medallion.config import OPS_SCHEMA, SQL_DIR, ConfigError, TableSpec
 
 log = logging.getLogger(__name__)
@@ -178,8 +179,8 @@ def sync_bronze_schema(
     changes: list[str] = []
     with wh.transaction():
         # One DDL lock for the whole warehouse: concurrent "create schema if not exists" races otherwise.
-        wh.execute("select pg_advisory_xact_lock(hashtextextended('medallion:ddl', 0))")
-        wh.execute((SQL_DIR / "warehouse" / "001_ops.sql").read_text())
+        warehouse.migrate(wh)
+        wh.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (warehouse.DDL_LOCK,))
         wh.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(spec.bronze_schema)))
         existing = bronze_columns(wh, spec)
         if existing is None:

@@ -1,4 +1,4 @@
--- Operational tables of the warehouse (schema ops). Applied by every bronze run (idempotent).
+-- Operational tables of the warehouse (schema ops). Idempotent: applied by medallion.warehouse.migrate.
 
 create schema if not exists ops;
 

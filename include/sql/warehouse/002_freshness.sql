@@ -1,5 +1,5 @@
--- Freshness of the warehouse's tables against their SLAs (schema ops). Applied by every freshness
--- check (idempotent), after 001_ops.sql.
+-- Freshness of the warehouse's tables against their SLAs (schema ops). Idempotent: applied by
+-- medallion.warehouse.migrate, after 001_ops.sql.
 --
 -- One kind of table per view, with the same columns, unioned into ops.table_freshness:
 --   ops.bronze_freshness  bronze: when was the table last loaded (the replication ledger);
