@@ -397,3 +397,22 @@ def test_mid_copy_failure_names_the_server_that_broke(dbs, spec):
         load(s, dbs, AS_OF + HOUR, AS_OF + 2 * HOUR)
     assert "(warehouse, connection 'warehouse', " in str(err.value), str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_switching_a_table_to_an_integer_cursor_is_refused_in_one_line(dbs, spec):
+    s = spec("session_events")
+    load(s, dbs, AS_OF - HOUR, AS_OF)
+    with pytest.raises(SchemaDriftError) as err:
+        load(spec("session_events", cursor="id"), dbs, AS_OF, AS_OF + HOUR)
+    msg = str(err.value)
+    assert msg.startswith("bronze_supabase.session_events._cursor is timestamp with time zone but the declared "
+                          "cursor (id) needs bigint") and "\n" not in msg  # fmt: skip
+
+
+def test_bronze_dag_docs_say_where_the_reason_is_and_give_the_view_safe_fix():
+    """On-call reads the first line of the error, and the drift fix in the docs is the function
+    the drift error names (which the test above runs as written)."""
+    from medallion.config import ROOT
+
+    docs = (ROOT / "dags" / "bronze_supabase.py").read_text()
+    assert "**first line**" in docs and "select ops.alter_column_type('bronze_supabase.T', 'C', 'text')" in docs

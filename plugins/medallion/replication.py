@@ -292,6 +292,14 @@ def sync_bronze_schema(
                     _comment(wh, bronze, col.name, col.note)
             changes.append(f"created {spec.qualified} with {len(src_cols)} columns")
             return {c.name: c.expr for c in src_cols}, changes
+        held = _cursor_type(wh, spec)
+        if held != _FORMATTED[cursor_type]:  # e.g. a table switched to an integer cursor
+            raise SchemaDriftError(
+                f"{spec.qualified}._cursor is {held} but the declared cursor "
+                f"({', '.join(spec.cursor_columns) or 'none'}) needs {_FORMATTED[cursor_type]}: bronze's history "
+                f"cannot be converted; drop {spec.qualified} to reload it from the source, or declare the old cursor "
+                f"(declared at {spec.declared_at})"
+            )
         have = {c.name: c for c in existing}
         exprs: dict[str, sql.Composable] = {}
         for col in src_cols:
@@ -326,6 +334,17 @@ def sync_bronze_schema(
                 "%s: column %s no longer exists in the source; bronze keeps it (NULL from now on)", spec.qualified, gone
             )
     return exprs, changes
+
+
+_FORMATTED = {"timestamptz": "timestamp with time zone", "bigint": "bigint"}
+
+
+def _cursor_type(wh: psycopg.Connection, spec: TableSpec) -> str:
+    return wh.execute(
+        "select format_type(atttypid, atttypmod) from pg_attribute "
+        "where attrelid = %s::regclass and attname = '_cursor'",
+        (_regclass(wh, spec),),
+    ).fetchone()[0]
 
 
 def _is_note(comment: str | None) -> bool:
