@@ -416,3 +416,16 @@ def test_bronze_dag_docs_say_where_the_reason_is_and_give_the_view_safe_fix():
 
     docs = (ROOT / "dags" / "bronze_supabase.py").read_text()
     assert "**first line**" in docs and "select ops.alter_column_type('bronze_supabase.T', 'C', 'text')" in docs
+
+
+def test_a_nullable_cursor_without_null_rows_still_goes_straight_into_bronze(auth, spec):
+    s = auth_spec(spec, "mfa_factors", cursor="last_challenged_at")  # nullable, NULL in 3 of 4 rows
+    load(s, auth, AS_OF - HOUR, AS_OF)
+    with admin(auth) as conn:
+        conn.execute("update auth.mfa_factors set last_challenged_at = '2026-10-01' where last_challenged_at is null "
+                     "and id in (select id from auth.mfa_factors order by id limit 1)")  # fmt: skip
+        conn.execute("delete from auth.mfa_factors where last_challenged_at is null")
+        conn.execute("update auth.mfa_factors set last_challenged_at = %s where id = md5('factor4')::uuid",
+                     (AS_OF + 1.5 * HOUR,))  # fmt: skip
+    result = load(s, auth, AS_OF + HOUR, AS_OF + 2 * HOUR)
+    assert (result.rows_written, result.path) == (1, "direct")

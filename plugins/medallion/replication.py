@@ -21,7 +21,7 @@ import re
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import psycopg
@@ -437,6 +437,21 @@ class Cursor:
             zone = source_timezone(src)
         return cls(tuple(c.name for c in cols), tuple(c.type for c in cols), not any(c.not_null for c in cols), zone)
 
+    def without_nulls_in(self, src: psycopg.Connection, spec: TableSpec) -> Cursor:
+        """This cursor as NOT NULL when the source has no NULL-cursor row now (an index probe): the
+        window then reads no row bronze already holds and may go straight into bronze. A NULL row
+        committed after this check is read by the next run, which re-reads NULL-cursor rows."""
+        if not self.nullable:
+            return self
+        found = src.execute(
+            sql.SQL("select exists (select from {} where {})").format(
+                sql.Identifier(spec.source_schema, spec.name),
+                sql.SQL(" and ").join(sql.SQL("{} is null").format(sql.Identifier(c)) for c in self.columns),
+            )
+        ).fetchone()[0]
+        src.rollback()
+        return self if found else replace(self, nullable=False)
+
     @property
     def is_integer(self) -> bool:
         return self.types[0] in INTEGER_CURSOR_TYPES
@@ -727,6 +742,8 @@ def replicate(
         mode, start, end = plan_window(spec, loaded_until, interval_start, interval_end, full_refresh, now or started)
         result.mode, result.window_start, result.window_end = mode, start, end
         read_from, read_to = start, end
+        if mode == "incremental":
+            cursor = cursor.without_nulls_in(src, spec)
         nullable = cursor is not None and cursor.nullable
         if mode == "incremental" and cursor.is_integer:
             read_from, read_to, cursor_bound = plan_ids(wh, src, spec, cursor, start)
@@ -853,6 +870,7 @@ def reconcile_deletes(
     bronze = sql.Identifier(spec.bronze_schema, spec.name)
     keys = sql.Identifier(f"_keys_{spec.name}")
     pk = sql.SQL(", ").join(sql.Identifier(c) for c in spec.primary_key)
+    warehouse.migrate(wh)  # the ledger row has columns of later migrations
     with _batch(wh, spec, result, started, (None, None), run, "delete reconciliation"):
         if bronze_columns(wh, spec) is None:
             raise ConfigError(f"{spec.qualified} does not exist yet: run the bronze load before reconciling deletes")
