@@ -429,3 +429,35 @@ def test_a_nullable_cursor_without_null_rows_still_goes_straight_into_bronze(aut
                      (AS_OF + 1.5 * HOUR,))  # fmt: skip
     result = load(s, auth, AS_OF + HOUR, AS_OF + 2 * HOUR)
     assert (result.rows_written, result.path) == (1, "direct")
+
+
+def test_widening_under_a_materialized_view_fails_in_one_line_naming_it(dbs, spec):
+    s = spec("browser_sessions")
+    load(s, dbs, AS_OF - HOUR, AS_OF)
+    with dbs.wh() as wh:
+        wh.execute("create materialized view public.mv as select id, duration_ms from bronze_supabase.browser_sessions")
+        wh.commit()
+    with admin(dbs) as conn:
+        conn.execute("alter table browser_sessions alter column duration_ms type bigint")
+    with pytest.raises(SchemaDriftError) as err:
+        load(s, dbs, AS_OF, AS_OF + HOUR)
+    msg = str(err.value)
+    assert msg.startswith("cannot widen bronze_supabase.browser_sessions.duration_ms from integer to bigint: "
+                          "materialized view public.mv depends on") and "\n" not in msg  # fmt: skip
+
+
+def test_local_time_cursor_across_the_end_of_daylight_saving_time_loses_nothing(dbs, spec):
+    """New York falls back on 2026-11-01 at 02:00 EDT (06:00Z): local 01:00-02:00 happens twice."""
+    with psycopg.connect(dbs.stack.source.uri("postgres"), autocommit=True) as conn:
+        conn.execute(f"alter database {dbs.source_name} set timezone = 'America/New_York'")
+    with admin(dbs) as conn:
+        conn.execute("create table local_clicks (id int primary key, updated_at timestamp not null)")
+        conn.execute("insert into local_clicks select g, timestamp '2026-10-31 23:00' + g * interval '5 minutes' "
+                     "from generate_series(1, 60) g")  # fmt: skip  # local 23:05 .. 04:00
+        conn.execute("grant select on local_clicks to replicator")
+    s = spec("browser_sessions", name="local_clicks", lookback=timedelta(0))
+    hour = datetime(2026, 11, 1, 3, tzinfo=UTC)  # 23:00 EDT
+    load(s, dbs, hour - HOUR, hour)
+    written = [load(s, dbs, hour + h * HOUR, hour + (h + 1) * HOUR).rows_written for h in range(7)]
+    assert sum(written) == 60 and written[2] == 0, written  # 05:00-06:00Z is local [01:00, 01:00): empty
+    assert same(dbs, s)

@@ -309,9 +309,14 @@ def sync_bronze_schema(
             elif old == col.type:
                 pass
             elif widens(old, col.type):
-                wh.execute(
-                    "select ops.alter_column_type(%s::regclass, %s, %s)", (_regclass(wh, spec), col.name, col.type)
-                )
+                try:
+                    wh.execute(
+                        "select ops.alter_column_type(%s::regclass, %s, %s)", (_regclass(wh, spec), col.name, col.type)
+                    )
+                except psycopg.Error as exc:  # e.g. a materialized view on it: a retry will not help
+                    raise SchemaDriftError(
+                        f"cannot widen {spec.qualified}.{col.name} from {old} to {col.type}: {_first_line(exc)}"
+                    ) from None
                 changes.append(f"widened column {col.name} from {old} to {col.type}")
             elif widens(col.type, old):  # source narrowed: bronze keeps its type
                 exprs[col.name] = sql.SQL("({})::{}").format(col.expr, sql.SQL(old))
