@@ -28,11 +28,18 @@ a table's first load takes all its history. Hard deletes are found by `bronze_su
 `warehouse`.
 
 **When it fails** (you got an email):
-1. Open the failed task's log: the last line names the table and the reason.
-2. *cannot connect to connection ...*: the database is down or the credentials changed; fix the
-   connection, then clear the failed task (it retries 3× with backoff on its own first).
-3. *schema drift in bronze_supabase.T.C*: a source column changed type incompatibly; alter the
-   bronze column by hand (the message says from/to), then clear the task.
+1. Open the failed task's log and find the error: its **first line** names the table and the reason
+   (`bronze_supabase.T: load failed: <reason> (source|warehouse, connection '<id>', during COPY)`
+   for a mid-COPY break); the lines after it are the traceback, not the cause.
+2. *cannot connect to connection ...* or *(source|warehouse, connection ...)*: that database is down
+   or the credentials changed; fix the connection, then clear the failed task (it retries 3× with
+   backoff on its own first).
+3. *schema drift in bronze_supabase.T.C*: a source column changed type in a way bronze does not
+   follow on its own. The message ends with the command to run in the warehouse, e.g.
+   `select ops.alter_column_type('bronze_supabase.T', 'C', 'text')`: it converts bronze's column
+   and recreates silver's views on it (grants and comments kept) in one transaction; then clear the
+   task. *source type ... bronze cannot hold it*: a column of a pseudo-type; *_cursor is ... but the
+   declared cursor needs ...*: the cursor changed kind; both say what to do.
 4. *unknown table / not found in source*: the YAML declaration and the source disagree.
 5. Re-running is always safe: `airflow tasks clear bronze_supabase -s START -e END -y` or a backfill:
    `airflow backfill create --dag-id bronze_supabase --from-date START --to-date END`.

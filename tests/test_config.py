@@ -302,3 +302,39 @@ def test_a_missing_manifest_names_it_and_make_manifest(tmp_path):
 
     with pytest.raises(ConfigError, match=rf"^dbt manifest not found: {tmp_path}/nope.json; .*`make manifest`"):
         freshness.gold_slas(tmp_path / "nope.json")
+
+
+# --- cursors, lookback, full mode (issue 12) ---------------------------------------------------
+
+
+def test_cursor_with_fallbacks_default_lookback_and_full_mode_without_cursor_or_key(tmp_path):
+    path = write(
+        tmp_path,
+        HEAD
+        + """
+      - name: users
+        config: {meta: {replication: {cursor: [updated_at, created_at]}}}
+      - name: events
+        config: {meta: {replication: {cursor: id, lookback_minutes: 0}}}
+      - name: countries
+        config: {meta: {replication: {mode: full, primary_key: []}}}
+      - name: plans
+        config: {meta: {replication: {mode: full, cursor: changed_at}}}
+    """,
+    )
+    tables = load_tables([path])
+    users, events, countries, plans = (tables[n] for n in ("users", "events", "countries", "plans"))
+    assert (users.cursor, users.cursor_fallback, users.cursor_columns) == (
+        "updated_at", ("created_at",), ("updated_at", "created_at")
+    )  # fmt: skip
+    assert users.lookback.total_seconds() == config.DEFAULT_LOOKBACK_MINUTES * 60 == 15 * 60
+    assert events.cursor_columns == ("id",) and events.lookback.total_seconds() == 0
+    # full mode does not inherit the source's cursor (the table may not have it) and needs no key
+    assert (countries.cursor, countries.cursor_columns, countries.primary_key) == (None, (), ())
+    assert plans.cursor == "changed_at"  # declared on the table itself: kept
+
+
+def test_incremental_mode_still_needs_a_key(tmp_path):
+    path = write(tmp_path, HEAD + "      - name: a\n        config: {meta: {replication: {primary_key: []}}}\n")
+    with pytest.raises(ConfigError, match=r":11: table app\.a: primary_key must be a column name or a non-empty list"):
+        load_tables([path])

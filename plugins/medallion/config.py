@@ -37,6 +37,9 @@ REPLICATION_KEYS = {
     "reconcile_deletes",
 }
 PERIODS = {"minute": 60, "hour": 3600, "day": 86400}
+# Re-read this much before each window when a table declares no lookback_minutes: a row is missed
+# only if its transaction ran longer than this (see README, "How bronze works").
+DEFAULT_LOOKBACK_MINUTES = 15
 
 
 class ConfigError(ValueError):
@@ -56,17 +59,24 @@ class TableSpec:
     source_conn_id: str
     source_schema: str
     bronze_schema: str
-    primary_key: tuple[str, ...]
-    cursor: str | None
+    primary_key: tuple[str, ...]  # empty: no key (full mode only)
+    cursor: str | None  # the cursor column (None: full mode without a cursor)
     mode: str
     lookback: timedelta
     reconcile_deletes: bool
     freshness: Freshness
     declared_at: str  # file:line
+    # `cursor: [updated_at, created_at]`: where the cursor is NULL the next column is the cursor
+    # (coalesce), so rows never updated (NULL updated_at) are loaded by their created_at.
+    cursor_fallback: tuple[str, ...] = ()
 
     @property
     def qualified(self) -> str:
         return f"{self.bronze_schema}.{self.name}"
+
+    @property
+    def cursor_columns(self) -> tuple[str, ...]:
+        return (self.cursor, *self.cursor_fallback) if self.cursor else ()
 
 
 class _LineLoader(yaml.SafeLoader):
@@ -135,16 +145,23 @@ def _table_spec(source: dict, table: dict, path: Path) -> TableSpec:
     mode = rep.get("mode", "incremental")
     if mode not in MODES:
         raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)}, got {mode!r}")
-    cursor = rep.get("cursor")
+    # Full mode needs no cursor: it uses one only when the table itself declares it (a source-level
+    # default cursor the table may not even have is not inherited).
+    cursor = rep.get("cursor") if mode == "incremental" else own.get("cursor")
     if mode == "incremental" and not cursor:
         raise ConfigError(f"{where}: incremental mode needs a cursor column (e.g. cursor: updated_at)")
+    cursors = _ident_list(cursor, where, "cursor") if cursor else ()
     for key in ("source_conn_id", "source_schema"):
         if not isinstance(rep.get(key), str) or not rep[key]:
             raise ConfigError(f"{where}: replication setting {key} is missing")
     if "primary_key" not in rep:
         raise ConfigError(f"{where}: replication setting primary_key is missing")
+    if mode == "full" and not rep["primary_key"]:
+        primary_key = ()  # a snapshot needs no key: `primary_key: []` declares a table without one
+    else:
+        primary_key = _ident_list(rep["primary_key"], where, "primary_key")
     try:
-        lookback = timedelta(minutes=float(rep.get("lookback_minutes", 0)))
+        lookback = timedelta(minutes=float(rep.get("lookback_minutes", DEFAULT_LOOKBACK_MINUTES)))
     except (TypeError, ValueError):
         raise ConfigError(f"{where}: lookback_minutes must be a number, got {rep['lookback_minutes']!r}") from None
     default_fresh = _freshness(src_cfg, Freshness(None, None), where)
@@ -154,13 +171,14 @@ def _table_spec(source: dict, table: dict, path: Path) -> TableSpec:
         source_conn_id=rep["source_conn_id"],
         source_schema=rep["source_schema"],
         bronze_schema=source.get("schema") or f"bronze_{source['name']}",
-        primary_key=_ident_list(rep["primary_key"], where, "primary_key"),
-        cursor=cursor,
+        primary_key=primary_key,
+        cursor=cursors[0] if cursors else None,
         mode=mode,
         lookback=lookback,
         reconcile_deletes=bool(rep.get("reconcile_deletes", mode == "incremental")) and mode == "incremental",
         freshness=_freshness(tbl_cfg, default_fresh, where),
         declared_at=f"{path}:{table['__line__']}",
+        cursor_fallback=cursors[1:],
     )
 
 

@@ -7,33 +7,41 @@ One call loads one table for one window, in one warehouse transaction together w
   row per (primary key, cursor) version; re-reading a version writes nothing (idempotent re-runs).
   When bronze holds nothing at or after the window start (first load, or the next interval of a
   caught-up table) rows are COPYed straight into bronze; otherwise they go through a temp stage and
-  only unseen versions are appended.
+  only unseen versions are appended. The cursor (see Cursor) may be a timestamp, a local-time
+  `timestamp`, a date or an integer id, with fallback columns where it is NULL.
 - full: the whole table is staged and swapped in atomically (small tables; also `full_refresh`).
 - reconcile_deletes: primary keys missing from the source get a tombstone row (_deleted_at).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import psycopg
 from psycopg import sql
 
 from medallion import warehouse
-from medallion.config import OPS_SCHEMA, SQL_DIR, ConfigError, TableSpec
+from medallion.config import OPS_SCHEMA, SQL_DIR, WAREHOUSE_CONN_ID, ConfigError, TableSpec
 
 log = logging.getLogger(__name__)
 
 PROGRESS_EVERY_S = 5.0
 WRITE_BUFFER_BYTES = 128 * 1024
 METADATA_COLUMNS = ("_loaded_at", "_batch_id", "_cursor", "_deleted_at")
-CURSOR_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
+TIME_CURSOR_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
+INTEGER_CURSOR_TYPES = ("smallint", "integer", "bigint")
+# Built-in types whose values are OIDs of the source's own catalog: bronze holds their names.
+OID_ALIAS_TYPES = {
+    "regclass", "regcollation", "regconfig", "regdictionary", "regnamespace", "regoper", "regoperator",
+    "regproc", "regprocedure", "regrole", "regtype",
+}  # fmt: skip
 
 
 class ReplicationError(RuntimeError):
@@ -44,10 +52,24 @@ class SchemaDriftError(ConfigError):
     """The source schema changed in a way bronze cannot follow; retrying will not help."""
 
 
+class UnsupportedTypeError(ConfigError):
+    """A source column's type has no warehouse type that holds its values; retrying will not help."""
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
-    type: str  # format_type(), e.g. "character varying(64)"
+    type: str  # the type bronze holds it as, format_type() spelling, e.g. "character varying(64)"
+    note: str | None = None  # set when that is not the source's type: "source type X (enum) held as text"
+    not_null: bool = False  # in the source
+    missing: str | None = None  # the value the source gives rows older than the column (fast default)
+
+    @property
+    def expr(self) -> sql.Composable:
+        """The column in the source's select: cast to the bronze type when the source's differs (an
+        enum's label as text...), so binary COPY sends what the warehouse type reads."""
+        ident = sql.Identifier(self.name)
+        return sql.SQL("{}::{}").format(ident, sql.SQL(self.type)) if self.note else ident
 
 
 @dataclass
@@ -61,6 +83,8 @@ class BatchResult:
     rows_written: int = 0
     seconds: float = 0.0
     path: str = ""  # direct | staged | snapshot | reconcile
+    window_start_id: int | None = None  # integer cursors: the ids read, [start, end)
+    window_end_id: int | None = None
     schema_changes: list[str] = field(default_factory=list)
 
     @property
@@ -69,14 +93,16 @@ class BatchResult:
 
     def summary(self) -> str:
         window = f"[{_fmt(self.window_start)}, {_fmt(self.window_end)})"
+        if self.window_end_id is not None:
+            window = f"ids [{_fmt(self.window_start_id)}, {self.window_end_id})"
         return (
             f"{self.table}: {self.mode} {window} read {self.rows_read:,} rows, wrote {self.rows_written:,} "
             f"in {self.seconds:.2f}s ({self.rows_per_s:,.0f} rows/s, {self.path})"
         )
 
 
-def _fmt(ts: datetime | None) -> str:
-    return ts.isoformat() if ts else "-inf"
+def _fmt(ts: datetime | int | None) -> str:
+    return "-inf" if ts is None else ts.isoformat() if isinstance(ts, datetime) else str(ts)
 
 
 def _template(name: str) -> sql.SQL:
@@ -87,23 +113,31 @@ def _template(name: str) -> sql.SQL:
 
 
 def source_columns(src: psycopg.Connection, spec: TableSpec) -> list[Column]:
-    """The source table's columns in order; clear errors for a missing table or column."""
+    """The source table's columns in order, each with the bronze type that holds it; clear errors
+    for a missing table, key or cursor column, and for a type bronze cannot hold."""
     rows = src.execute(
-        """select a.attname, format_type(a.atttypid, a.atttypmod)
-             from pg_attribute a
-             join pg_class c on c.oid = a.attrelid
-             join pg_namespace n on n.oid = c.relnamespace
-            where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
-            order by a.attnum""",
-        (spec.source_schema, spec.name),
+        (SQL_DIR / "replication" / "source_columns.sql").read_text(),
+        {"schema": spec.source_schema, "table": spec.name},
     ).fetchall()
-    src.rollback()  # do not hold a transaction (or a snapshot) open on the source
     if not rows:
+        src.rollback()
         raise ConfigError(
             f"table {spec.source_schema}.{spec.name} not found in source connection {spec.source_conn_id!r} "
             f"(declared at {spec.declared_at})"
         )
-    columns = [Column(n, t) for n, t in rows]
+    types = _source_types(src, [r[1] for r in rows])
+    src.rollback()  # do not hold a transaction (or a snapshot) open on the source
+    columns = []
+    for name, oid, source_type, not_null, missing in rows:
+        try:
+            held, kind = _held_as(types, oid, source_type)
+        except UnsupportedTypeError as exc:
+            raise UnsupportedTypeError(
+                f"{spec.qualified}.{name}: source type {source_type} {exc}; bronze cannot hold it "
+                f"(declared at {spec.declared_at})"
+            ) from None
+        note = f"source type {source_type} ({kind}) held as {held}" if kind else None
+        columns.append(Column(name, held, note, not_null, missing))
     names = {c.name for c in columns}
     for col in spec.primary_key:
         if col not in names:
@@ -111,17 +145,11 @@ def source_columns(src: psycopg.Connection, spec: TableSpec) -> list[Column]:
                 f"primary key column {col!r} not found in source table {spec.source_schema}.{spec.name} "
                 f"(declared at {spec.declared_at})"
             )
-    if spec.cursor:
-        if spec.cursor not in names:
+    for col in spec.cursor_columns:
+        if col not in names:
             raise ConfigError(
-                f"cursor column {spec.cursor!r} not found in source table {spec.source_schema}.{spec.name} "
+                f"cursor column {col!r} not found in source table {spec.source_schema}.{spec.name} "
                 f"(declared at {spec.declared_at}; columns: {', '.join(sorted(names))})"
-            )
-        ctype = next(c.type for c in columns if c.name == spec.cursor)
-        if ctype not in CURSOR_TYPES:
-            raise ConfigError(
-                f"cursor column {spec.name}.{spec.cursor} is {ctype}; it must be a timestamp or date "
-                f"(declared at {spec.declared_at})"
             )
     clash = names & set(METADATA_COLUMNS)
     if clash:
@@ -129,18 +157,66 @@ def source_columns(src: psycopg.Connection, spec: TableSpec) -> list[Column]:
     return columns
 
 
+def _source_types(src: psycopg.Connection, oids: list[int]) -> dict[int, tuple]:
+    rows = src.execute((SQL_DIR / "replication" / "source_types.sql").read_text(), {"oids": oids}).fetchall()
+    return {r[0]: r for r in rows}
+
+
+def _held_as(types: dict[int, tuple], oid: int, name: str) -> tuple[str, str | None]:
+    """(warehouse type that holds every value of source type `oid` exactly, what the source type is
+    when it differs, else None). `name` is the source type as format_type() spells it.
+
+    Built-in types are kept. Enums, composites, ranges and extension or other user-defined base
+    types are held as text: their text form is their value (what `::text` and the type's input
+    function agree on), and the warehouse needs no extension. Domains are held as their base type,
+    arrays as arrays of their element's. Pseudo-types cannot be held (no fixed type per row).
+    """
+    _, _, schema, kind, base, base_name, element, is_array, extension = types[oid]
+    if kind == "d":
+        held, what = _held_as(types, base, base_name)
+        return held, f"domain over {base_name}" + (f" ({what})" if what else "")
+    if kind == "p":
+        raise UnsupportedTypeError("is a pseudo-type (each row may hold a value of another type)")
+    if schema == "pg_catalog":
+        if is_array and types[element][1] in OID_ALIAS_TYPES:
+            return "text[]", "array of OIDs of the source's catalog: names"
+        if types[oid][1] in OID_ALIAS_TYPES:
+            return "text", "OID of the source's catalog: its name"
+        return name, None
+    if is_array:
+        held, what = _held_as(types, element, types[element][1])
+        return f"{held}[]", f"array of {types[element][1]}" + (f" ({what})" if what else "")
+    what = {"e": "enum", "c": "composite", "r": "range", "m": "multirange"}.get(kind)
+    return "text", what or (f"extension {extension}" if extension else "user-defined base type")
+
+
 def bronze_columns(wh: psycopg.Connection, spec: TableSpec) -> list[Column] | None:
+    """Bronze's data columns (type and comment), or None when the table does not exist."""
     rows = wh.execute(
-        """select a.attname, format_type(a.atttypid, a.atttypmod)
+        """select a.attname, format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum)
              from pg_attribute a
             where a.attrelid = to_regclass(%s) and a.attnum > 0 and not a.attisdropped
             order by a.attnum""",
-        (sql.Identifier(spec.bronze_schema, spec.name).as_string(wh),),
+        (_regclass(wh, spec),),
     ).fetchall()
-    return [Column(n, t) for n, t in rows if n not in METADATA_COLUMNS] or None
+    return [Column(n, t, c) for n, t, c in rows if n not in METADATA_COLUMNS] or None
+
+
+def _regclass(wh: psycopg.Connection, spec: TableSpec) -> str:
+    return sql.Identifier(spec.bronze_schema, spec.name).as_string(wh)
+
+
+def _regclass_text(spec: TableSpec) -> str:
+    """The bronze table as on-call would type it: quoted only where a name needs it."""
+
+    def part(name: str) -> str:
+        return name if re.fullmatch(r"[a-z_][a-z0-9_]*", name) else '"' + name.replace('"', '""') + '"'
+
+    return f"{part(spec.bronze_schema)}.{part(spec.name)}"
 
 
 _INT_RANK = {"smallint": 1, "integer": 2, "bigint": 3}
+_INT_DIGITS = {"smallint": 5, "integer": 10, "bigint": 19}
 _FLOAT_RANK = {"real": 1, "double precision": 2}
 _VARCHAR = re.compile(r"character varying\((\d+)\)")
 _NUMERIC = re.compile(r"numeric\((\d+),(\d+)\)")
@@ -153,27 +229,35 @@ def widens(old: str, new: str) -> bool:
     for rank in (_INT_RANK, _FLOAT_RANK):
         if old in rank and new in rank:
             return rank[new] >= rank[old]
+    if old in _INT_DIGITS and new == "numeric":
+        return True
+    if old in _INT_DIGITS and (m_new := _NUMERIC.fullmatch(new)):
+        return int(m_new[1]) - int(m_new[2]) >= _INT_DIGITS[old]
     if new == "text" and (old.startswith("character varying") or old.startswith("character(")):
         return True
     if (m_old := _VARCHAR.fullmatch(old)) and (m_new := _VARCHAR.fullmatch(new)):
         return int(m_new[1]) >= int(m_old[1])
     if old.startswith("character varying") and new == "character varying":
         return True
-    if (m_old := _NUMERIC.fullmatch(old)) and new == "numeric":
+    if _NUMERIC.fullmatch(old) and new == "numeric":
         return True
     if (m_old := _NUMERIC.fullmatch(old)) and (m_new := _NUMERIC.fullmatch(new)):
-        return int(m_new[2]) == int(m_old[2]) and int(m_new[1]) >= int(m_old[1])
+        # as many digits before the point and at least as many after it
+        return int(m_new[2]) >= int(m_old[2]) and int(m_new[1]) - int(m_new[2]) >= int(m_old[1]) - int(m_old[2])
     return False
 
 
 def sync_bronze_schema(
-    wh: psycopg.Connection, spec: TableSpec, src_cols: list[Column]
+    wh: psycopg.Connection, spec: TableSpec, src_cols: list[Column], cursor_type: str = "timestamptz"
 ) -> tuple[dict[str, sql.Composable], list[str]]:
     """Create or evolve the bronze table to hold the source columns; commit the DDL.
 
-    Returns the source select expression by column name (a cast where bronze is wider than the
-    source) and the list of changes made. New source columns are added; widened types are
-    widened; any other type change raises SchemaDriftError naming table, column, old and new type.
+    Returns the source select expression by column name (a cast where bronze holds another type
+    than the source) and the list of changes made. New source columns are added (older bronze rows
+    get the value the source gave its older rows, when the source knows it); widened types are
+    widened, with silver's views in place (ops.alter_column_type); any other type change raises
+    SchemaDriftError naming table, column, old and new type, and the command that converts bronze.
+    A column whose source type bronze holds as another type says so in its comment.
     """
     bronze = sql.Identifier(spec.bronze_schema, spec.name)
     changes: list[str] = []
@@ -192,8 +276,8 @@ def sync_bronze_schema(
                     "create table {bronze} ({cols}, "
                     "_loaded_at timestamptz not null default now(), "
                     "_batch_id text default current_setting('medallion.batch_id', true), "
-                    "_cursor timestamptz, _deleted_at timestamptz)"
-                ).format(bronze=bronze, cols=cols)
+                    "_cursor {cursor_type}, _deleted_at timestamptz)"
+                ).format(bronze=bronze, cols=cols, cursor_type=sql.SQL(cursor_type))
             )
             # BRIN: near-free to maintain during COPY, and bronze is appended in cursor order, so it
             # narrows "rows at or after the window start" to a few block ranges. New ranges are
@@ -203,32 +287,53 @@ def sync_bronze_schema(
                     sql.Identifier(_brin_name(spec)), bronze
                 )
             )
+            for col in src_cols:
+                if col.note:
+                    _comment(wh, bronze, col.name, col.note)
             changes.append(f"created {spec.qualified} with {len(src_cols)} columns")
-            return {c.name: sql.Identifier(c.name) for c in src_cols}, changes
-        have = {c.name: c.type for c in existing}
+            return {c.name: c.expr for c in src_cols}, changes
+        held = _cursor_type(wh, spec)
+        if held != _FORMATTED[cursor_type]:  # e.g. a table switched to an integer cursor
+            raise SchemaDriftError(
+                f"{spec.qualified}._cursor is {held} but the declared cursor "
+                f"({', '.join(spec.cursor_columns) or 'none'}) needs {_FORMATTED[cursor_type]}: bronze's history "
+                f"cannot be converted; drop {spec.qualified} to reload it from the source, or declare the old cursor "
+                f"(declared at {spec.declared_at})"
+            )
+        have = {c.name: c for c in existing}
         exprs: dict[str, sql.Composable] = {}
         for col in src_cols:
-            ident = sql.Identifier(col.name)
-            old = have.get(col.name)
+            old = have[col.name].type if col.name in have else None
             if old is None:
-                wh.execute(sql.SQL("alter table {} add column {} {}").format(bronze, ident, sql.SQL(col.type)))
-                changes.append(f"added column {col.name} {col.type}")
-                exprs[col.name] = ident
+                changes.append(_add_column(wh, bronze, col))
             elif old == col.type:
-                exprs[col.name] = ident
+                pass
             elif widens(old, col.type):
-                wh.execute(sql.SQL("alter table {} alter column {} type {}").format(bronze, ident, sql.SQL(col.type)))
+                try:
+                    wh.execute(
+                        "select ops.alter_column_type(%s::regclass, %s, %s)", (_regclass(wh, spec), col.name, col.type)
+                    )
+                except psycopg.Error as exc:  # e.g. a materialized view on it: a retry will not help
+                    raise SchemaDriftError(
+                        f"cannot widen {spec.qualified}.{col.name} from {old} to {col.type}: {_first_line(exc)}"
+                    ) from None
                 changes.append(f"widened column {col.name} from {old} to {col.type}")
-                exprs[col.name] = ident
-            elif widens(col.type, old):
-                exprs[col.name] = sql.SQL("{}::{}").format(
-                    ident, sql.SQL(old)
-                )  # source narrowed: bronze keeps its type
+            elif widens(col.type, old):  # source narrowed: bronze keeps its type
+                exprs[col.name] = sql.SQL("({})::{}").format(col.expr, sql.SQL(old))
+                continue
             else:
+                fix = sql.SQL("select ops.alter_column_type({}, {}, {})").format(
+                    sql.Literal(_regclass_text(spec)), sql.Literal(col.name), sql.Literal(col.type)
+                )
                 raise SchemaDriftError(
                     f"schema drift in {spec.qualified}.{col.name}: source type changed from {old} to {col.type}, "
-                    f"which bronze cannot hold; alter {spec.qualified}.{col.name} by hand, then re-run"
+                    f"which bronze cannot follow on its own; convert bronze's column (silver's views on it are kept) "
+                    f"with `{fix.as_string(wh)}` in the warehouse, then clear the task (or drop the bronze table "
+                    f"to reload it from the source, losing its history)"
                 )
+            exprs[col.name] = col.expr
+            if old is not None and col.note != have[col.name].note and (col.note or _is_note(have[col.name].note)):
+                _comment(wh, bronze, col.name, col.note)
         for gone in set(have) - {c.name for c in src_cols}:
             log.warning(
                 "%s: column %s no longer exists in the source; bronze keeps it (NULL from now on)", spec.qualified, gone
@@ -236,60 +341,253 @@ def sync_bronze_schema(
     return exprs, changes
 
 
+_FORMATTED = {"timestamptz": "timestamp with time zone", "bigint": "bigint"}
+
+
+def _cursor_type(wh: psycopg.Connection, spec: TableSpec) -> str:
+    return wh.execute(
+        "select format_type(atttypid, atttypmod) from pg_attribute "
+        "where attrelid = %s::regclass and attname = '_cursor'",
+        (_regclass(wh, spec),),
+    ).fetchone()[0]
+
+
+def _is_note(comment: str | None) -> bool:
+    return bool(comment and comment.startswith("source type "))
+
+
+def _comment(wh: psycopg.Connection, bronze: sql.Identifier, column: str, note: str | None) -> None:
+    wh.execute(sql.SQL("comment on column {}.{} is {}").format(bronze, sql.Identifier(column), sql.Literal(note)))
+
+
+def _add_column(wh: psycopg.Connection, bronze: sql.Identifier, col: Column) -> str:
+    """Add a new source column to bronze; returns what was done.
+
+    Rows the source had before the column was added read as its "missing" value (the constant of
+    `add column ... default ...`, kept by Postgres in attmissingval): bronze gives its older rows
+    the same value, as a default that Postgres also stores without rewriting the table, then drops
+    the default (every later load writes the column). A NOT NULL column whose older values the
+    source does not keep (a volatile default rewrote its table) is reported, not invented.
+    """
+    ident = sql.Identifier(col.name)
+    if col.missing is not None:
+        wh.execute(
+            sql.SQL("alter table {} add column {} {} default {}::{}").format(
+                bronze, ident, sql.SQL(col.type), sql.Literal(col.missing), sql.SQL(col.type)
+            )
+        )
+        wh.execute(sql.SQL("alter table {} alter column {} drop default").format(bronze, ident))
+        done = (
+            f"added column {col.name} {col.type} "
+            f"(older bronze rows set to {col.missing!r}, as the source did to its older rows)"
+        )
+    else:
+        wh.execute(sql.SQL("alter table {} add column {} {}").format(bronze, ident, sql.SQL(col.type)))
+        done = f"added column {col.name} {col.type}"
+        if col.not_null:
+            done += (
+                " (NOT NULL in the source, but its older rows' values are unknown to bronze: older bronze rows "
+                "hold NULL until the reconciliation or a full_refresh reloads them)"
+            )
+    if col.note:
+        _comment(wh, bronze, col.name, col.note)
+    return done
+
+
+# --- cursor -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How a table's cursor selects a window of rows in the source and what bronze's _cursor holds.
+
+    - Several columns (`cursor: [updated_at, created_at]`): where one is NULL the next counts
+      (`_cursor` = coalesce). The window predicate has one branch per column, `c1 in window or
+      (c1 is null and c2 in window)`, each answered by that column's index.
+    - When every cursor column may be NULL, rows whose cursor is NULL are read by every run (an
+      index on the cursor answers `is null` too) and written once: nothing is skipped because a
+      trigger fills updated_at on update only.
+    - `timestamp without time zone` and `date` columns hold local time of the source database's
+      TimeZone (read from the server: the database's setting, else the server's): window bounds are
+      converted to it (the predicate stays indexable) and `_cursor` is that local time as timestamptz.
+    - Integer columns (identity / bigserial ids): `_cursor` is bigint and windows are id ranges
+      (see plan_ids).
+    """
+
+    columns: tuple[str, ...]
+    types: tuple[str, ...]  # bronze types of the columns
+    nullable: bool  # every cursor column may be NULL
+    timezone: str = "UTC"
+
+    @classmethod
+    def read(cls, src: psycopg.Connection, spec: TableSpec, columns: list[Column]) -> Cursor | None:
+        if not spec.cursor_columns:
+            return None
+        by_name = {c.name: c for c in columns}
+        cols = [by_name[n] for n in spec.cursor_columns]
+        kinds = {"integer" if c.type in INTEGER_CURSOR_TYPES else "time" for c in cols}
+        for c in cols:
+            if c.type not in TIME_CURSOR_TYPES + INTEGER_CURSOR_TYPES:
+                raise ConfigError(
+                    f"cursor column {spec.name}.{c.name} is {c.type}; it must be a timestamp, a date or an integer id "
+                    f"(declared at {spec.declared_at})"
+                )
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"cursor columns of {spec.name} ({', '.join(spec.cursor_columns)}) mix timestamps and integers; "
+                f"they must all be of one kind (declared at {spec.declared_at})"
+            )
+        zone = "UTC"
+        if any(c.type in ("timestamp without time zone", "date") for c in cols):
+            zone = source_timezone(src)
+        return cls(tuple(c.name for c in cols), tuple(c.type for c in cols), not any(c.not_null for c in cols), zone)
+
+    def without_nulls_in(self, src: psycopg.Connection, spec: TableSpec) -> Cursor:
+        """This cursor as NOT NULL when the source has no NULL-cursor row now (an index probe): the
+        window then reads no row bronze already holds and may go straight into bronze. A NULL row
+        committed after this check is read by the next run, which re-reads NULL-cursor rows."""
+        if not self.nullable:
+            return self
+        found = src.execute(
+            sql.SQL("select exists (select from {} where {})").format(
+                sql.Identifier(spec.source_schema, spec.name),
+                sql.SQL(" and ").join(sql.SQL("{} is null").format(sql.Identifier(c)) for c in self.columns),
+            )
+        ).fetchone()[0]
+        src.rollback()
+        return self if found else replace(self, nullable=False)
+
+    @property
+    def is_integer(self) -> bool:
+        return self.types[0] in INTEGER_CURSOR_TYPES
+
+    @property
+    def bronze_type(self) -> str:
+        return "bigint" if self.is_integer else "timestamptz"
+
+    def _value(self, name: str, type_: str) -> sql.Composable:
+        ident = sql.Identifier(name)
+        if self.is_integer:
+            return sql.SQL("{}::bigint").format(ident)
+        if type_ == "timestamp with time zone":
+            return ident
+        return sql.SQL("({}::timestamp at time zone {})").format(ident, sql.Literal(self.timezone))
+
+    def expr(self) -> sql.Composable:
+        """The source expression of bronze's _cursor."""
+        values = [self._value(n, t) for n, t in zip(self.columns, self.types, strict=True)]
+        return values[0] if len(values) == 1 else sql.SQL("coalesce({})").format(sql.SQL(", ").join(values))
+
+    def _bound(self, type_: str, value) -> sql.Composable:
+        if self.is_integer or type_ == "timestamp with time zone":
+            return sql.Literal(value)
+        # a local-time column compared with a local time: the column's index still answers it
+        return sql.SQL("({}::timestamptz at time zone {})").format(sql.Literal(value), sql.Literal(self.timezone))
+
+    def predicate(self, start, end) -> sql.Composable:
+        """Rows whose cursor is in [start, end) (None: unbounded), plus NULL-cursor rows if nullable."""
+        branches, nulls = [], []
+        for name, type_ in zip(self.columns, self.types, strict=True):
+            ident = sql.Identifier(name)
+            cond = []
+            if start is not None:
+                cond.append(sql.SQL("{} >= {}").format(ident, self._bound(type_, start)))
+            if end is not None:
+                cond.append(sql.SQL("{} < {}").format(ident, self._bound(type_, end)))
+            if not cond:
+                return sql.SQL("true")
+            branches.append(sql.SQL(" and ").join([*nulls, *cond]))
+            nulls.append(sql.SQL("{} is null").format(ident))
+        if self.nullable:
+            branches.append(sql.SQL(" and ").join(nulls))
+        return sql.SQL(" or ").join(sql.SQL("({})").format(b) for b in branches)
+
+
+def source_timezone(src: psycopg.Connection) -> str:
+    """The TimeZone the source database's sessions get by default: the database's own setting
+    (`alter database ... set timezone`), else the session default (reset_val: server config or
+    role), never what this session SET."""
+    row = src.execute(
+        """select coalesce(
+               (select substr(cfg, strpos(cfg, '=') + 1)
+                  from pg_db_role_setting s, unnest(s.setconfig) cfg
+                 where s.setdatabase = (select oid from pg_database where datname = current_database())
+                   and s.setrole = 0 and lower(split_part(cfg, '=', 1)) = 'timezone'),
+               (select reset_val from pg_settings where name = 'TimeZone'))"""
+    ).fetchone()
+    src.rollback()
+    return row[0]
+
+
 # --- copy -------------------------------------------------------------------------------------
 
 
 def copy_stream(
-    src: psycopg.Connection, wh: psycopg.Connection, select: sql.Composable, target: sql.Composable, label: str
+    src: psycopg.Connection,
+    wh: psycopg.Connection,
+    select: sql.Composable,
+    target: sql.Composable,
+    label: str,
+    servers: tuple[str, str] = ("source", WAREHOUSE_CONN_ID),
 ) -> int:
     """Stream `COPY (select) TO STDOUT` from the source into `COPY target FROM STDIN`, binary.
 
     Blocks are forwarded as libpq hands them over, never parsed into Python rows, so memory stays
-    flat whatever the table size. Logs progress (rows, rows/s) every few seconds.
+    flat whatever the table size. Logs progress (rows, rows/s) every few seconds. A failure says
+    which server broke (`servers`: the source's and the warehouse's connection ids).
     """
     t0 = last = time.monotonic()
     blocks = 0
     buffer = bytearray()
-    with src.cursor() as rc, wh.cursor() as wc:
-        with rc.copy(sql.SQL("copy ({}) to stdout (format binary)").format(select)) as cin:
-            with wc.copy(sql.SQL("copy {} from stdin (format binary)").format(target)) as cout:
-                for block in cin:  # one block per row: batch them, a write per row costs 2x the CPU
-                    buffer += block
-                    blocks += 1
-                    if len(buffer) >= WRITE_BUFFER_BYTES:
+    side = "source"  # who is talking when an error comes: reading blocks is the source's part
+    try:
+        with src.cursor() as rc, wh.cursor() as wc:
+            with rc.copy(sql.SQL("copy ({}) to stdout (format binary)").format(select)) as cin:
+                with wc.copy(sql.SQL("copy {} from stdin (format binary)").format(target)) as cout:
+                    for block in cin:  # one block per row: batch them, a write per row costs 2x the CPU
+                        buffer += block
+                        blocks += 1
+                        if len(buffer) >= WRITE_BUFFER_BYTES:
+                            side = "warehouse"
+                            cout.write(buffer)
+                            side = "source"
+                            buffer = bytearray()
+                            if (now := time.monotonic()) - last >= PROGRESS_EVERY_S:
+                                log.info(
+                                    "%s: %s rows copied so far (%s rows/s)",
+                                    label,
+                                    f"{blocks:,}",
+                                    f"{blocks / (now - t0):,.0f}",
+                                )
+                                last = now
+                    side = "warehouse"  # the rest (last write, end of COPY) is the warehouse's
+                    if buffer:
                         cout.write(buffer)
-                        buffer = bytearray()
-                        if (now := time.monotonic()) - last >= PROGRESS_EVERY_S:
-                            log.info(
-                                "%s: %s rows copied so far (%s rows/s)",
-                                label,
-                                f"{blocks:,}",
-                                f"{blocks / (now - t0):,.0f}",
-                            )
-                            last = now
-                if buffer:
-                    cout.write(buffer)
-        rows = wc.rowcount
+            rows = wc.rowcount
+    except psycopg.Error as exc:
+        conn_id = servers[0] if side == "source" else servers[1]
+        raise ReplicationError(f"{_first_line(exc)} ({side}, connection {conn_id!r}, during COPY)") from exc
     src.rollback()
     return rows
 
 
 def _select_sql(
-    spec: TableSpec, exprs: dict[str, sql.Composable], start: datetime | None, end: datetime | None
+    spec: TableSpec,
+    exprs: dict[str, sql.Composable],
+    cursor: Cursor | None,
+    start: datetime | int | None,
+    end: datetime | int | None,
+    windowed: bool = True,
 ) -> sql.Composable:
-    cursor = (
-        sql.SQL("{}::timestamptz").format(sql.Identifier(spec.cursor)) if spec.cursor else sql.SQL("null::timestamptz")
-    )
-    where = []
-    if spec.cursor and start is not None:
-        where.append(sql.SQL("{} >= {}").format(sql.Identifier(spec.cursor), sql.Literal(start)))
-    if spec.cursor and end is not None:
-        where.append(sql.SQL("{} < {}").format(sql.Identifier(spec.cursor), sql.Literal(end)))
+    """The source query of a load: the columns (cast where bronze holds another type) and the
+    cursor; windowed (incremental): only rows in the cursor window, NULL-cursor rows included."""
     query = sql.SQL("select {cols}, {cursor} from {table}").format(
-        cols=sql.SQL(", ").join(exprs.values()), cursor=cursor, table=sql.Identifier(spec.source_schema, spec.name)
+        cols=sql.SQL(", ").join(exprs.values()),
+        cursor=cursor.expr() if cursor else sql.SQL("null::timestamptz"),
+        table=sql.Identifier(spec.source_schema, spec.name),
     )
-    if where:
-        query = sql.SQL("{} where {}").format(query, sql.SQL(" and ").join(where))
+    if cursor and windowed and (start is not None or end is not None or cursor.nullable):
+        query = sql.SQL("{} where {}").format(query, cursor.predicate(start, end))
     return query
 
 
@@ -344,6 +642,37 @@ def plan_window(
     return "incremental", start, interval_end
 
 
+def plan_ids(
+    wh: psycopg.Connection, src: psycopg.Connection, spec: TableSpec, cursor: Cursor, since: datetime | None
+) -> tuple[int | None, int, int | None]:
+    """(first id, end id, bound of every id bronze holds) for an integer cursor's window.
+
+    Ids are allocated when a row is inserted but become visible when its transaction commits, so a
+    lower id can appear after a higher one was read. Each batch records the end of the ids it read
+    (the source's max id + 1). A window starts at the end id of the newest batch that finished at
+    or before `since` (the interval start minus the lookback): that batch read its max id before
+    any transaction still open at `since` took its id, so every row committed late by a transaction
+    shorter than the lookback is read again, as with timestamp cursors. In steady state this
+    re-reads about one schedule period of ids (written once: the staged path skips known
+    versions). No such batch (first load, a backfill of old intervals): all ids are read again.
+    The window ends after the source's current max id; the reconciliation catches the rest.
+    """
+    start, bound = wh.execute(
+        f"""select max(window_end_id) filter (where finished_at <= %(since)s), max(window_end_id)
+              from {OPS_SCHEMA}.replication_batches
+             where source = %(source)s and table_name = %(table)s and status = 'success' and mode = 'incremental'""",
+        {"since": since, "source": spec.source, "table": spec.name},
+    ).fetchone()
+    top = src.execute(
+        sql.SQL("select greatest({}) from {}").format(
+            sql.SQL(", ").join(sql.SQL("max({})").format(sql.Identifier(c)) for c in cursor.columns),
+            sql.Identifier(spec.source_schema, spec.name),
+        )
+    ).fetchone()[0]
+    src.rollback()
+    return (start if since is not None else None), (top or 0) + 1, bound
+
+
 def _record(
     wh: psycopg.Connection,
     result: BatchResult,
@@ -357,8 +686,9 @@ def _record(
     wh.execute(
         f"""insert into {OPS_SCHEMA}.replication_batches
               (batch_id, source, table_name, mode, interval_start, interval_end, window_start, window_end,
-               rows_read, rows_written, seconds, status, error, dag_id, run_id, started_at)
-            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+               rows_read, rows_written, seconds, status, error, dag_id, run_id, started_at,
+               window_start_id, window_end_id)
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (
             result.batch_id,
             spec.source,
@@ -376,6 +706,8 @@ def _record(
             run.get("dag_id"),
             run.get("run_id"),
             started,
+            result.window_start_id,
+            result.window_end_id,
         ),
     )
 
@@ -397,60 +729,94 @@ def replicate(
     """Load one table for one run. All or nothing: data and ledger row commit together."""
     run = run or {}
     started = datetime.now(UTC)
-    src.execute("set time zone 'UTC'")
+    # UTC, and float text that round-trips (types held as text, e.g. composites with a float)
+    src.execute("set time zone 'UTC'; set extra_float_digits = 3")
     src.commit()
-    exprs, changes = sync_bronze_schema(wh, spec, source_columns(src, spec))
+    columns = source_columns(src, spec)
+    cursor = Cursor.read(src, spec, columns)
+    exprs, changes = sync_bronze_schema(wh, spec, columns, cursor.bronze_type if cursor else "timestamptz")
     for change in changes:
         log.info("%s: %s", spec.qualified, change)
     result = BatchResult(uuid.uuid4().hex, spec.name, "incremental", None, None, schema_changes=changes)
     bronze = sql.Identifier(spec.bronze_schema, spec.name)
-    columns = sql.SQL(", ").join(sql.Identifier(c) for c in exprs)
-    target_cols = sql.SQL("{}, _cursor").format(columns)
+    columns_sql = sql.SQL(", ").join(sql.Identifier(c) for c in exprs)
+    target_cols = sql.SQL("{}, _cursor").format(columns_sql)
     interval = (interval_start, interval_end)
     with _batch(wh, spec, result, started, interval, run, "load"):  # planned under the table's lock
         loaded_until, cursor_bound = load_bounds(wh, spec)
         mode, start, end = plan_window(spec, loaded_until, interval_start, interval_end, full_refresh, now or started)
         result.mode, result.window_start, result.window_end = mode, start, end
-        select = _select_sql(spec, exprs, start, end)
-        label = f"{spec.qualified} {_fmt(start)}..{_fmt(end)}"
-        log.info("%s: %s load, window [%s, %s)", spec.qualified, mode, _fmt(start), _fmt(end))
-        direct = (start is not None and cursor_bound is not None and cursor_bound <= start) or (
-            cursor_bound is None and not _has_rows(wh, bronze)
-        )
+        read_from, read_to = start, end
+        if mode == "incremental":
+            cursor = cursor.without_nulls_in(src, spec)
+        nullable = cursor is not None and cursor.nullable
+        if mode == "incremental" and cursor.is_integer:
+            read_from, read_to, cursor_bound = plan_ids(wh, src, spec, cursor, start)
+            result.window_start_id, result.window_end_id = read_from, read_to
+        select = _select_sql(spec, exprs, cursor, read_from, read_to, windowed=mode == "incremental")
+        label = f"{spec.qualified} {_fmt(read_from)}..{_fmt(read_to)}"
+        log.info("%s: %s load, window [%s, %s)", spec.qualified, mode, _fmt(read_from), _fmt(read_to))
+        # Straight into bronze only when nothing read can already be there: the window starts after
+        # every cursor bronze holds (NULL-cursor rows are re-read every run), or bronze is empty.
+        direct = (
+            read_from is not None and cursor_bound is not None and cursor_bound <= read_from and not nullable
+        ) or (cursor_bound is None and not _has_rows(wh, bronze))
+        servers = (spec.source_conn_id, WAREHOUSE_CONN_ID)
         if mode == "incremental" and direct:
             result.path = "direct"
-            result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label)
+            result.rows_read = copy_stream(
+                src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label, servers
+            )
             result.rows_written = result.rows_read
         else:
-            stage = sql.Identifier(f"_stage_{spec.name}")
+            stage = sql.Identifier(f"_stage_{spec.name}"[:63])
             wh.execute(
                 sql.SQL("create temp table {} on commit drop as select {}, _cursor from {} with no data").format(
-                    stage, columns, bronze
+                    stage, columns_sql, bronze
                 )
             )
-            result.rows_read = copy_stream(src, wh, select, sql.SQL("{} ({})").format(stage, target_cols), label)
+            result.rows_read = copy_stream(
+                src, wh, select, sql.SQL("{} ({})").format(stage, target_cols), label, servers
+            )
             wh.execute(sql.SQL("analyze {}").format(stage))
             if mode == "incremental":
                 result.path = "staged"
+                in_window = (
+                    sql.SQL("b._cursor >= {}").format(sql.Literal(read_from))
+                    if read_from is not None
+                    else sql.SQL("true")
+                )
+                if nullable:
+                    in_window = sql.SQL("({} or b._cursor is null)").format(in_window)
                 result.rows_written = wh.execute(
                     _template("insert_new_versions").format(
                         bronze=bronze,
                         stage=stage,
-                        columns=columns,
+                        columns=columns_sql,
                         pk_match=_pk_match(spec, "b", "s"),
-                        window_start=sql.Literal(start or datetime.min.replace(tzinfo=UTC)),
+                        cursor_match=sql.SQL(
+                            "b._cursor is not distinct from s._cursor" if nullable else "b._cursor = s._cursor"
+                        ),
+                        in_window=in_window,
                     )
                 ).rowcount
             else:
                 result.path = "snapshot"
-                wh.execute(_template("replace_snapshot").format(bronze=bronze, stage=stage, columns=columns))
+                wh.execute(_template("replace_snapshot").format(bronze=bronze, stage=stage, columns=columns_sql))
                 result.rows_written = result.rows_read
     log.info(result.summary())
     return result
 
 
 def _brin_name(spec: TableSpec) -> str:
-    return f"{spec.name}__cursor_brin"[:63]
+    """`<table>__cursor_brin`; a long table name is cut and given a hash, so that the index name
+    (63 bytes at most) never equals the table's, nor another long table's index name."""
+    name = f"{spec.name}__cursor_brin"
+    if len(name.encode()) <= 63:
+        return name
+    digest = hashlib.sha1(spec.name.encode()).hexdigest()[:8]
+    head = spec.name.encode()[:40].decode(errors="ignore")
+    return f"{head}_{digest}__cursor_brin"
 
 
 def _has_rows(wh: psycopg.Connection, bronze: sql.Identifier) -> bool:
@@ -509,6 +875,7 @@ def reconcile_deletes(
     bronze = sql.Identifier(spec.bronze_schema, spec.name)
     keys = sql.Identifier(f"_keys_{spec.name}")
     pk = sql.SQL(", ").join(sql.Identifier(c) for c in spec.primary_key)
+    warehouse.migrate(wh)  # the ledger row has columns of later migrations
     with _batch(wh, spec, result, started, (None, None), run, "delete reconciliation"):
         if bronze_columns(wh, spec) is None:
             raise ConfigError(f"{spec.qualified} does not exist yet: run the bronze load before reconciling deletes")

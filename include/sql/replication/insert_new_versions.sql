@@ -1,7 +1,9 @@
 -- Append the staged rows that bronze does not hold yet. A row version is (primary key, _cursor):
 -- rows re-read through the lookback window or a re-run interval are already there and skipped,
--- so re-running an interval writes nothing twice. `_cursor >= window_start` lets the BRIN index
--- on _cursor limit the probe to the window.
+-- so re-running an interval writes nothing twice. `in_window` (`_cursor >= window_start`, plus
+-- `or _cursor is null` for tables whose cursor may be NULL) lets the BRIN index on _cursor limit
+-- the probe to the window; `cursor_match` is `=`, or `is not distinct from` when a NULL cursor is
+-- a version too (NULL = NULL is not true: such rows would be appended again on every run).
 insert into {bronze} ({columns}, _cursor)
 select {columns}, _cursor
 from {stage} as s
@@ -9,7 +11,7 @@ where not exists (
     select 1
     from {bronze} as b
     where {pk_match}
-      and b._cursor = s._cursor
+      and {cursor_match}
       and b._deleted_at is null
-      and b._cursor >= {window_start}
+      and {in_window}
 )
