@@ -4,15 +4,32 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv manifest browser demo test test-fast bench backfill airflow lint format down clean
+.PHONY: venv lock manifest browser demo test test-fast bench backfill airflow lint format hooks down clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The venv installs the dev lock exactly: every package pinned there, nothing resolved at install
+# time (--no-deps), then `pip check` proves the lock is complete and consistent.
+$(VENV)/.installed: requirements-dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip check
 	touch $@
 
-venv: $(VENV)/.installed  ## create .venv with Airflow, Cosmos, dbt and the test tools
+venv: $(VENV)/.installed  ## create .venv with Airflow, Cosmos, dbt and the dev tools, from requirements-dev.lock
+
+# The locks: every package of the image (requirements-image.lock) and of the venv
+# (requirements-dev.lock) pinned for Python 3.11 on Linux, resolved by uv from the package index
+# only (--no-config and no UV_* index settings: no local wheel folders or mirrors). The image lock is
+# constrained by the dev lock, so the image ships the versions the tests ran. uv keeps the
+# existing pins that still fit; `make lock UPGRADE=1` moves everything to the newest versions.
+# tests/test_requirements_lock.py fails when a lock and its requirements*.txt disagree.
+UV_COMPILE = env -u UV_INDEX_URL -u UV_EXTRA_INDEX_URL -u UV_DEFAULT_INDEX -u UV_INDEX -u UV_FIND_LINKS \
+	$(BIN)/uv --no-config pip compile --quiet --python-version 3.11 --python-platform linux \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+lock: $(VENV)/.installed  ## re-resolve requirements-image.lock and requirements-dev.lock from requirements*.txt
+	$(UV_COMPILE) requirements-dev.txt -o requirements-dev.lock
+	$(UV_COMPILE) requirements-image.txt -c requirements-dev.lock -o requirements-image.lock
 
 # The silver/gold DAGs are rendered from this manifest (no dbt parse at DAG parse time).
 # Rebuilt when any file of the dbt project changes; `dbt parse` never connects (dummy WAREHOUSE_*).
@@ -32,7 +49,7 @@ browser:  ## Debian's Chromium for the UI test (Playwright drives it; no browser
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium)
 
-test: venv manifest browser  ## the whole suite (what CI runs)
+test: lint manifest browser  ## lint, then the whole suite (what CI runs)
 	$(BIN)/python -m pytest
 
 test-fast: venv manifest  ## everything but the end-to-end Airflow/dbt runs
