@@ -66,13 +66,21 @@ backfill: venv manifest  ## bronze -> silver -> gold for [FROM, TO) on the local
 airflow: venv manifest  ## Airflow UI and scheduler on the local stack: http://localhost:8080
 	$(BIN)/python -m medallion.localstack airflow
 
-lint: venv
+# Python: ruff (rules and format in pyproject.toml). SQL: sqlfluff (style in include/.sqlfluff),
+# run from each SQL folder because sqlfluff takes the templater from the working directory's config:
+# the dbt models and singular tests through the jinja templater (include/dbt/.sqlfluff says why not
+# the dbt one), the plain SQL files parsed as Postgres and checked for lower case.
+SQLFLUFF := $(CURDIR)/$(BIN)/sqlfluff
+lint: venv  ## ruff check + format check, sqlfluff on the dbt project and include/sql (make test runs it first)
 	$(BIN)/ruff check plugins dags tests bench
 	$(BIN)/ruff format --check plugins dags tests bench
+	cd include/dbt && $(SQLFLUFF) lint models tests --processes 0 --disable-progress-bar
+	cd include/sql && $(SQLFLUFF) lint . --disable-progress-bar
 
-format: venv
+format: venv  ## ruff format + ruff check --fix, sqlfluff fix on the dbt models (review the diff)
 	$(BIN)/ruff format plugins dags tests bench
 	$(BIN)/ruff check --fix plugins dags tests bench
+	cd include/dbt && $(SQLFLUFF) fix models tests --processes 0 --disable-progress-bar
 
 down:  ## stop the local Postgres servers (data stays in .local/)
 	$(BIN)/python -m medallion.localstack down
