@@ -82,6 +82,9 @@ format: venv  ## ruff format + ruff check --fix, sqlfluff fix on the dbt models 
 	$(BIN)/ruff check --fix plugins dags tests bench
 	cd include/dbt && $(SQLFLUFF) fix models tests --processes 0 --disable-progress-bar
 
+hooks: venv  ## install the git pre-commit hook (.pre-commit-config.yaml: ruff, sqlfluff, check-yaml, private keys)
+	$(BIN)/pre-commit install
+
 down:  ## stop the local Postgres servers (data stays in .local/)
 	$(BIN)/python -m medallion.localstack down
 
