@@ -32,10 +32,11 @@ lock: $(VENV)/.installed  ## re-resolve requirements-image.lock and requirements
 	$(UV_COMPILE) requirements-image.txt -c requirements-dev.lock -o requirements-image.lock
 
 # The silver/gold DAGs are rendered from this manifest (no dbt parse at DAG parse time).
-# Rebuilt when any file of the dbt project changes; `dbt parse` never connects (dummy WAREHOUSE_*).
+# Rebuilt when any file of the dbt project changes, or is added or removed (its folder's mtime);
+# `dbt parse` never connects (dummy WAREHOUSE_*).
 MANIFEST := include/dbt/target/manifest.json
-DBT_SOURCES := $(shell find include/dbt -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.yaml' \) \
-	-not -path 'include/dbt/target/*' -not -path 'include/dbt/logs/*' -not -path 'include/dbt/dbt_packages/*')
+DBT_SOURCES := $(shell find include/dbt \( -type d -o -name '*.sql' -o -name '*.yml' -o -name '*.yaml' \) \
+	-not -path 'include/dbt/target*' -not -path 'include/dbt/logs*' -not -path 'include/dbt/dbt_packages*')
 
 $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES) docker/dbt-manifest.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash docker/dbt-manifest.sh include/dbt
