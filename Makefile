@@ -71,7 +71,8 @@ airflow: venv manifest  ## Airflow UI and scheduler on the local stack: http://l
 # run from each SQL folder because sqlfluff takes the templater from the working directory's config:
 # the dbt models and singular tests through the jinja templater (include/dbt/.sqlfluff says why not
 # the dbt one), the plain SQL files parsed as Postgres and checked for lower case.
-SQLFLUFF := $(CURDIR)/$(BIN)/sqlfluff
+# (--processes 0: one per core; its worker pool leaves a harmless "leaked semaphore" warning at exit.)
+SQLFLUFF := PYTHONWARNINGS=ignore:resource_tracker:UserWarning $(CURDIR)/$(BIN)/sqlfluff
 lint: venv  ## ruff check + format check, sqlfluff on the dbt project and include/sql (make test runs it first)
 	$(BIN)/ruff check plugins dags tests bench
 	$(BIN)/ruff format --check plugins dags tests bench
