@@ -60,8 +60,10 @@ def violations(manifest: dict) -> list[str]:
                 if dep_layer not in reads:
                     problems.append(f"{where}: a {layer} model reads {models[dep]['name']} ({dep_layer}); "
                                     f"{layer} reads {', '.join(sorted(reads))}")  # fmt: skip
-        if "sources" in reads and not any(d.startswith("source.") for d in node["depends_on"]["nodes"]):
-            problems.append(f"{where}: a {layer} model reads no source()")
+        sources = [d.split(".", 2)[2] for d in node["depends_on"]["nodes"] if d.startswith("source.")]
+        if "sources" in reads and len(sources) != 1:  # one stg_ model per source table, joins come later
+            problems.append(f"{where}: a {layer} model reads one source table, this one reads {len(sources)}: "
+                            f"{', '.join(sources) or 'none'}")  # fmt: skip
         if not node["description"].strip():
             problems.append(f"{where}: {name} has no description (its YAML beside it)")
         if not node["columns"]:
@@ -135,6 +137,12 @@ BAD_MODELS = {
             with_model(m, "stg_plans", "stg_plan_prices"), "stg_plan_prices", "model.medallion.dim_org"
         ),
         "models/staging/stg_plan_prices.sql: a staging model reads dim_org (core); staging reads sources",
+    ),
+    "a staging model joining two source tables": (
+        lambda m: add_dependency(
+            with_model(m, "stg_plans", "stg_plan_subs"), "stg_plan_subs", "source.medallion.supabase.subscriptions"
+        ),
+        "models/staging/stg_plan_subs.sql: a staging model reads one source table, this one reads 2: supabase.plans, ",
     ),
     "a metrics view reading silver": (
         lambda m: add_dependency(with_model(m, "v_mrr", "v_users"), "v_users", "model.medallion.dim_user"),
