@@ -1,4 +1,4 @@
-# Airflow image of the medallion DAG bundle: Airflow 3.3.2 + requirements.txt + the bundle itself
+# Airflow image of the medallion DAG bundle: Airflow 3.3.2 + requirements-image.lock + the bundle itself
 # (dags/, plugins/, include/) + a dbt manifest built at image build time. See docs/docker.md.
 #
 #   docker compose build            (or: docker build -t medallion-airflow .)
@@ -11,16 +11,15 @@ FROM apache/airflow:3.3.2-python3.11
 # checks runAsNonRoot (Kubernetes) can verify it without the image's /etc/passwd (hadolint DL3066).
 USER 50000
 
-# CeleryExecutor (docker-compose.yaml) needs the celery provider and the redis client. The official
-# image ships them today; they are named here so the image does not depend on the base image's
-# default extras. They belong to this deployment, not to requirements.txt (the local stack runs the
-# LocalExecutor and does not need them).
-COPY --chown=airflow:root requirements.txt /tmp/medallion-requirements.txt
-RUN pip install --no-cache-dir \
+# Every package comes from requirements-image.lock (`make lock`: requirements-image.txt, i.e.
+# requirements.txt plus the CeleryExecutor's celery provider and redis client, resolved for Python
+# 3.11 with the versions the tests run). --no-deps: nothing is resolved at build time, every package
+# the bundle needs is installed at its locked version. (Providers that only the base image ships are
+# not in the lock, and their requirements are not checked against it.)
+COPY --chown=airflow:root requirements-image.lock /tmp/medallion-requirements.lock
+RUN pip install --no-cache-dir --no-deps \
         "apache-airflow==${AIRFLOW_VERSION}" \
-        -r /tmp/medallion-requirements.txt \
-        "apache-airflow-providers-celery>=3.10" \
-        "redis>=5.2"
+        -r /tmp/medallion-requirements.lock
 
 # The bundle. medallion.config resolves include/ as parents[2] of plugins/medallion/config.py,
 # so the three folders must stay siblings under AIRFLOW_HOME (/opt/airflow).

@@ -4,21 +4,39 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv manifest browser demo test test-fast bench backfill airflow lint format down clean
+.PHONY: venv lock manifest browser demo test test-fast bench backfill airflow lint format hooks down clean
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The venv installs the dev lock exactly: every package pinned there, nothing resolved at install
+# time (--no-deps), then `pip check` proves the lock is complete and consistent.
+$(VENV)/.installed: requirements-dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-dev.lock
+	$(BIN)/python -m pip check
 	touch $@
 
-venv: $(VENV)/.installed  ## create .venv with Airflow, Cosmos, dbt and the test tools
+venv: $(VENV)/.installed  ## create .venv with Airflow, Cosmos, dbt and the dev tools, from requirements-dev.lock
+
+# The locks: every package of the image (requirements-image.lock) and of the venv
+# (requirements-dev.lock) pinned for Python 3.11 on Linux, resolved by uv from the package index
+# only (--no-config and no UV_* index settings: no local wheel folders or mirrors). The image lock is
+# constrained by the dev lock, so the image ships the versions the tests ran. uv keeps the
+# existing pins that still fit; `make lock UPGRADE=1` moves everything to the newest versions.
+# tests/test_requirements_lock.py fails when a lock and its requirements*.txt disagree.
+UV_COMPILE = env -u UV_INDEX_URL -u UV_EXTRA_INDEX_URL -u UV_DEFAULT_INDEX -u UV_INDEX -u UV_FIND_LINKS \
+	$(BIN)/uv --no-config pip compile --quiet --python-version 3.11 --python-platform linux \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
+
+lock: $(VENV)/.installed  ## re-resolve requirements-image.lock and requirements-dev.lock from requirements*.txt
+	$(UV_COMPILE) requirements-dev.txt -o requirements-dev.lock
+	$(UV_COMPILE) requirements-image.txt -c requirements-dev.lock -o requirements-image.lock
 
 # The silver/gold DAGs are rendered from this manifest (no dbt parse at DAG parse time).
-# Rebuilt when any file of the dbt project changes; `dbt parse` never connects (dummy WAREHOUSE_*).
+# Rebuilt when any file of the dbt project changes, or is added or removed (its folder's mtime);
+# `dbt parse` never connects (dummy WAREHOUSE_*).
 MANIFEST := include/dbt/target/manifest.json
-DBT_SOURCES := $(shell find include/dbt -type f \( -name '*.sql' -o -name '*.yml' -o -name '*.yaml' \) \
-	-not -path 'include/dbt/target/*' -not -path 'include/dbt/logs/*' -not -path 'include/dbt/dbt_packages/*')
+DBT_SOURCES := $(shell find include/dbt \( -type d -o -name '*.sql' -o -name '*.yml' -o -name '*.yaml' \) \
+	-not -path 'include/dbt/target*' -not -path 'include/dbt/logs*' -not -path 'include/dbt/dbt_packages*')
 
 $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES) docker/dbt-manifest.sh
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash docker/dbt-manifest.sh include/dbt
@@ -32,7 +50,7 @@ browser:  ## Debian's Chromium for the UI test (Playwright drives it; no browser
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq --no-install-recommends chromium)
 
-test: venv manifest browser  ## the whole suite (what CI runs)
+test: lint manifest browser  ## lint, then the whole suite (what CI runs)
 	$(BIN)/python -m pytest
 
 test-fast: venv manifest  ## everything but the end-to-end Airflow/dbt runs
@@ -49,13 +67,25 @@ backfill: venv manifest  ## bronze -> silver -> gold for [FROM, TO) on the local
 airflow: venv manifest  ## Airflow UI and scheduler on the local stack: http://localhost:8080
 	$(BIN)/python -m medallion.localstack airflow
 
-lint: venv
+# Python: ruff (rules and format in pyproject.toml). SQL: sqlfluff (style in include/.sqlfluff),
+# run from each SQL folder because sqlfluff takes the templater from the working directory's config:
+# the dbt models and singular tests through the jinja templater (include/dbt/.sqlfluff says why not
+# the dbt one), the plain SQL files parsed as Postgres and checked for lower case.
+# (--processes 0: one per core; its worker pool leaves a harmless "leaked semaphore" warning at exit.)
+SQLFLUFF := PYTHONWARNINGS=ignore:resource_tracker:UserWarning $(CURDIR)/$(BIN)/sqlfluff
+lint: venv  ## ruff check + format check, sqlfluff on the dbt project and include/sql (make test runs it first)
 	$(BIN)/ruff check plugins dags tests bench
 	$(BIN)/ruff format --check plugins dags tests bench
+	cd include/dbt && $(SQLFLUFF) lint models tests --processes 0 --disable-progress-bar
+	cd include/sql && $(SQLFLUFF) lint . --disable-progress-bar
 
-format: venv
+format: venv  ## ruff format + ruff check --fix, sqlfluff fix on the dbt models (review the diff)
 	$(BIN)/ruff format plugins dags tests bench
 	$(BIN)/ruff check --fix plugins dags tests bench
+	cd include/dbt && $(SQLFLUFF) fix models tests --processes 0 --disable-progress-bar
+
+hooks: venv  ## install the git pre-commit hook (.pre-commit-config.yaml: ruff, sqlfluff, check-yaml, private keys)
+	$(BIN)/pre-commit install
 
 down:  ## stop the local Postgres servers (data stays in .local/)
 	$(BIN)/python -m medallion.localstack down

@@ -273,12 +273,15 @@ def test_dockerfile_installs_requirements_and_the_celery_executor(compose):
     install = runs[0]
     assert "--no-cache-dir" in install
     assert '"apache-airflow==${AIRFLOW_VERSION}"' in install  # the image's Airflow cannot move
+    # the image installs the image lock, exactly (tests/test_requirements_lock.py: lock vs requirements)
     copies = {a.split()[-2]: a.split()[-1] for i, a in dockerfile_instructions() if i == "COPY"}
-    requirements_in_image = next(dest for src, dest in copies.items() if src == "requirements.txt")
-    assert f"-r {requirements_in_image}" in install
+    lock_in_image = next(dest for src, dest in copies.items() if src == "requirements-image.lock")
+    assert f"-r {lock_in_image}" in install and "--no-deps" in install
     executor = env_of(compose["x-airflow-common"])["AIRFLOW__CORE__EXECUTOR"]
     if executor == "CeleryExecutor":
-        assert "apache-airflow-providers-celery" in install and '"redis' in install
+        locked = (ROOT / "requirements-image.lock").read_text()
+        assert re.search(r"^apache-airflow-providers-celery==", locked, re.M), "image lock lacks the celery provider"
+        assert re.search(r"^redis==", locked, re.M), "image lock lacks the redis client"
     users = [args for instr, args in dockerfile_instructions() if instr == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root"), "the image must not run as root"
 
