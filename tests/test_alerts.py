@@ -22,7 +22,7 @@ import pytest
 from conftest import AS_OF, STACK, reset_connection_databases
 from psycopg import sql
 
-from medallion import alerts, config, freshness
+from medallion import alerts, config, freshness, outbox
 
 pytestmark = pytest.mark.slow
 
@@ -84,9 +84,11 @@ def pipeline(airflow_db, inbox):
     reset_connection_databases(stack)
     from airflow.dag_processing.dagbag import DagBag
 
-    with warehouse(stack) as wh:  # gold as dbt would leave it, covering today: fresh
+    with warehouse(stack) as wh:  # silver and gold as dbt would leave them, covering today: fresh
         for sla in freshness.gold_slas():
             build_gold(wh, sla, newest_period(sla))
+        for sla in freshness.silver_slas():
+            build_silver(wh, sla, datetime.now(UTC))
     bag = DagBag(dag_folder=str(config.ROOT / "dags"))
     assert not bag.import_errors
     assert bag.get_dag("bronze_supabase").test(logical_date=AS_OF).state == "success"
@@ -161,6 +163,16 @@ def build_gold(wh: psycopg.Connection, sla: freshness.Sla, *newest: date) -> Non
         wh.execute(sql.SQL("insert into {} values (%s)").format(table), (day,))
 
 
+def build_silver(wh: psycopg.Connection, sla: freshness.Sla, *cursors: datetime) -> None:
+    """Stand-in for dbt's build of a silver fact: its covered_by timestamp (_cursor), one row per value."""
+    table = sql.Identifier(sla.source, sla.table_name)
+    wh.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(sla.source)))
+    wh.execute(sql.SQL("drop table if exists {}").format(table))
+    wh.execute(sql.SQL("create table {} ({} timestamptz not null)").format(table, sql.Identifier(sla.covered_by)))
+    for cursor in cursors:
+        wh.execute(sql.SQL("insert into {} values (%s)").format(table), (cursor,))
+
+
 def freshness_row(stack, kind: str, table: str) -> dict:
     with warehouse(stack) as wh:
         wh.row_factory = psycopg.rows.dict_row
@@ -215,7 +227,7 @@ def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline
     assert tries == 2, "the load ran twice (one retry)"
 
     [mail] = inbox.take()  # one email for two failed tries, none from the freshness check after it
-    assert mail.subject == "[medallion] FAILED bronze_supabase.load[api_keys]"
+    assert mail.subject == "[medallion] FAILED bronze_supabase.load[api_keys] (1 run)"
     assert mail.to == [RECIPIENT]
     assert mail.content_type == "multipart/alternative" and mail.text and mail.html
     command = (
@@ -266,7 +278,9 @@ def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_re
         logical_date=AS_OF + timedelta(hours=3), run_conf={"tables": ["invoices"]}
     )
     assert run.state == "success"
-    [mail] = inbox.take()  # sent by the bronze run's own check_freshness
+    # sent by the bronze run's own check_freshness; the 01:00 interval of invoices was skipped: a hole
+    mail, hole = inbox.take()
+    assert hole.subject.startswith("[medallion] HOLE bronze invoices: ")
     assert mail.subject == "[medallion] RECOVERED invoices"
     assert_in_both(mail, "invoices is fresh again.", "invoices — FRESH", "was stale (error) since",
                    "Stale now: nothing — every table is within its SLA")  # fmt: skip
@@ -408,19 +422,37 @@ def test_the_view_states_the_facts_the_email_states(pipeline, inbox):
     assert mail.subject == "[medallion] RECOVERED invoices, session_events"
 
 
+def smtp_down(monkeypatch):
+    """SMTP is down: nothing listens on the smtp_default connection's port."""
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", f"smtp://127.0.0.1:{free_port()}?disable_ssl=true&disable_tls=true")
+
+
+def backoff_elapsed(stack) -> None:
+    """Let the outbox's retry delay pass (the clock stays as it is)."""
+    with warehouse(stack) as wh:
+        wh.execute("update ops.alert_outbox_messages set next_attempt_at = now() where sent_at is null")
+
+
 def test_news_that_could_not_be_emailed_is_emailed_by_the_next_check(pipeline, inbox, monkeypatch):
     stack, _ = pipeline
     age_ledger(stack, "users", timedelta(hours=3))  # warn 2h, error 6h
-    with monkeypatch.context() as m:  # SMTP is down: nothing listens on that port
-        m.setenv("AIRFLOW_CONN_SMTP_DEFAULT", f"smtp://127.0.0.1:{free_port()}?disable_ssl=true&disable_tls=true")
+    with monkeypatch.context() as m:
+        smtp_down(m)
         assert "error" in freshness.check(strict=False)  # the check after a load: logs, does not fail
-        with pytest.raises(OSError):
-            freshness.check()  # the freshness DAG's check fails (and retries)
-    with warehouse(stack) as wh:
-        assert wh.execute("select count(*) from ops.freshness_incidents where closed_at is null").fetchone()[0] == 0
-    assert freshness.check()["opened"] == ["users"]  # SMTP is back: the news was not lost
-    [mail] = inbox.take()
-    assert mail.subject == "[medallion] WARN users"
+        with pytest.raises(outbox.AlertsUndelivered, match=r"1 alert\(s\) not sent, kept in ops.alert_outbox"):
+            freshness.check()  # the freshness DAG's check fails (and retries) while an alert waits
+    [kept] = rows(stack, "select * from ops.alert_outbox where state <> 'sent'")
+    assert (kept["state"], kept["subject"], kept["attempts"]) == ("failed", "[medallion] WARN users", 1)
+    assert "Connection refused" in kept["last_error"] and kept["next_attempt_at"] > datetime.now(UTC)
+    [status] = rows(stack, "select pending, failed from ops.alert_outbox_status")
+    assert status == {"pending": 0, "failed": 1}
+    # SMTP is back; within the backoff nothing is retried, after it the next check sends it, once
+    assert freshness.check(strict=False)["alerts_sent"] == 0 and inbox.take() == []
+    backoff_elapsed(stack)
+    assert freshness.check()["opened"] == [], "the incident was recorded with the news: not announced twice"
+    assert [m.subject for m in inbox.take()] == ["[medallion] WARN users"]
+    freshness.check()
+    assert inbox.take() == [], "sent exactly once"
     age_ledger(stack, "users", -timedelta(hours=3))
     freshness.check()
     assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED users"]
