@@ -602,3 +602,234 @@ def test_gold_measurement_never_blocks_dbt_nor_is_blocked_by_it(pipeline, inbox)
         build_gold(wh, sla, newest_period(sla))
     freshness.check()
     assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED gold_marts.fct_product_daily"]
+
+
+# --- on-call: durable alerts, one email per problem, every failure in the ledger, holes ----------
+
+
+def loaded_until(stack, table: str) -> datetime:
+    """End of the newest interval loaded: dag.test(logical_date=X) loads the interval that ends at X."""
+    with warehouse(stack) as wh:
+        return wh.execute(
+            "select max(window_end) from ops.replication_batches where table_name = %s and status = 'success'",
+            (table,),
+        ).fetchone()[0]
+
+
+def failed_batches(stack, table: str, run_id: str) -> list[dict]:
+    return rows(stack, f"select mode, error from ops.replication_batches where table_name = '{table}' "
+                       f"and status = 'failed' and run_id = '{run_id}'")  # fmt: skip
+
+
+def test_a_failure_alert_that_cannot_be_sent_is_kept_and_sent_once_when_smtp_is_back(pipeline, inbox, monkeypatch):
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "organization_members"
+    logical = loaded_until(stack, table) + timedelta(hours=1)
+    with monkeypatch.context() as m, retries(dag.get_task("load"), 0), unreadable(stack, table):
+        smtp_down(m)
+        assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "failed"
+    assert inbox.take() == []
+    subject = f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    [kept] = rows(stack, "select state, subject, attempts from ops.alert_outbox where state <> 'sent'")
+    assert kept == {"state": "failed", "subject": subject, "attempts": 1}
+
+    backoff_elapsed(stack)
+    assert freshness.check()["alerts_sent"] == 1  # the `freshness` DAG's next check
+    [mail] = inbox.take()
+    assert mail.subject == subject and mail.to == [RECIPIENT]
+    assert_in_both(mail, f"Error: ReplicationError: bronze_supabase.{table}: load failed: permission denied")
+    freshness.check()
+    assert inbox.take() == [], "sent exactly once"
+    assert [r["state"] for r in rows(stack, "select * from ops.alert_outbox") if r["subject"] == subject] == ["sent"]
+
+    assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "success"
+    [mail] = inbox.take()  # the bronze run's check: the problem is over
+    assert mail.subject == f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed"
+
+
+def test_with_the_warehouse_and_smtp_down_the_whole_alert_is_in_the_task_log(pipeline, inbox, monkeypatch, caplog):
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "organization_members"
+    logical = loaded_until(stack, table) + timedelta(hours=1)
+    with monkeypatch.context() as m, retries(dag.get_task("load"), 0):
+        smtp_down(m)
+        m.setenv("AIRFLOW_CONN_WAREHOUSE", f"postgres://warehouse@127.0.0.1:{free_port()}/warehouse")
+        assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "failed"
+    assert inbox.take() == []
+    logged = caplog.text
+    assert "ALERT NOT SENT" in logged
+    assert f"To: {RECIPIENT}" in logged
+    assert f"Subject: [medallion] FAILED bronze_supabase.load[{table}] (1 run)" in logged
+    assert f"bronze_supabase.load[{table}] failed after 1 try." in logged
+    assert "Stale now: unknown — cannot read freshness from the warehouse" in logged
+
+
+def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_it_recovers(pipeline, inbox,
+                                                                                          monkeypatch):  # fmt: skip
+    """A catch-up of 20 runs failing alike (and one an hour after) is one problem: one FAILED email;
+    a reminder once the last email is older than MEDALLION_ALERT_REMINDER_HOURS; a different error
+    of the same task is a new problem; the table loading again closes them with one email each."""
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "subscriptions"
+    start = loaded_until(stack, table)
+    load = dag.get_task("load")
+    with retries(load, 0), unreadable(stack, table):
+        run_ids = [dag.test(logical_date=start + timedelta(hours=n), run_conf={"tables": [table]}).run_id
+                   for n in range(1, 21)]  # fmt: skip
+    assert all(len(failed_batches(stack, table, run_id)) == 1 for run_id in run_ids)
+    [mail] = inbox.take()
+    assert mail.subject == f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    [problem] = rows(stack, f"select runs, emails, first_run_id, last_run_id from ops.failure_problems "
+                            f"where table_name = '{table}' and closed_at is null")  # fmt: skip
+    assert problem == {"runs": 20, "emails": 1, "first_run_id": run_ids[0], "last_run_id": run_ids[-1]}
+
+    with warehouse(stack) as wh:  # four hours and a bit pass (the default reminder interval)
+        wh.execute("update ops.failure_problems set last_emailed_at = last_emailed_at - interval '4 hours 1 minute'")
+    with retries(load, 0), unreadable(stack, table):
+        dag.test(logical_date=start + timedelta(hours=21), run_conf={"tables": [table]})
+        dag.test(logical_date=start + timedelta(hours=22), run_conf={"tables": [table]})
+    [mail] = inbox.take()
+    assert re.fullmatch(rf"\[medallion\] STILL FAILING bronze_supabase\.load\[{table}\] \(21 runs since .+\)",
+                        mail.subject), mail.subject  # fmt: skip
+    assert_in_both(mail, "is still failing: 21 runs since", "permission denied", "Fix the cause")
+
+    with monkeypatch.context() as m, retries(load, 0):  # another error: the source is unreachable
+        m.setenv("AIRFLOW_CONN_SUPABASE_SOURCE", f"postgres://replicator@127.0.0.1:{free_port()}/source")
+        run = dag.test(logical_date=start + timedelta(hours=23), run_conf={"tables": [table]})
+    [mail] = inbox.take()
+    assert mail.subject == f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    assert_in_both(mail, "Error: ConnectionFailed: cannot connect to connection 'supabase_source'")
+    [failed] = failed_batches(stack, table, run.run_id)  # failed before its batch started: in the ledger too
+    assert failed["error"].startswith("cannot connect to connection 'supabase_source'")
+
+    assert dag.test(logical_date=start + timedelta(hours=1), run_conf={"tables": [table]}).state == "success"
+    assert sorted(m.subject for m in inbox.take()) == [
+        f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed",
+        f"[medallion] RECOVERED bronze_supabase.load[{table}] after 22 runs failed",
+    ]
+    assert rows(stack, f"select count(*) as n from ops.failure_problems where table_name = '{table}' "
+                       "and closed_at is null") == [{"n": 0}]  # fmt: skip
+
+
+def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_ledger_and_the_view(pipeline, inbox):
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "browser_sessions"
+    logical = loaded_until(stack, table) + timedelta(hours=1)
+    with psycopg.connect(stack.source.uri("source"), autocommit=True) as src:
+        src.execute("alter table public.browser_sessions rename column updated_at to modified_at")
+        try:
+            with retries(dag.get_task("load"), 2):
+                run = dag.test(logical_date=logical, run_conf={"tables": [table]})
+        finally:
+            src.execute("alter table public.browser_sessions rename column modified_at to updated_at")
+    assert run.state == "failed"
+    [failed] = failed_batches(stack, table, run.run_id)  # a bad declaration fails at once: one try, one row
+    assert failed["mode"] == "incremental"
+    assert failed["error"].startswith("cursor column 'updated_at' not found in source table public.browser_sessions")
+    row = freshness_row(stack, "bronze", table)
+    assert row["status"] == "fresh", "its last load is recent"
+    assert row["failing_since"] is not None and row["last_error"] == failed["error"]
+    assert row["run_id"] == run.run_id and row["link"].endswith(
+        "/dags/bronze_supabase/runs/" + run.run_id.replace(":", "%3A").replace("+", "%2B")
+    )
+    assert [m.subject for m in inbox.take()] == [f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"]
+
+    # the warehouse connection dies mid-batch (here: while it waits for the table's lock)
+    lock = f"medallion:bronze_supabase.{table}"
+    killed = []
+
+    def kill_the_waiting_load():
+        with warehouse(stack) as wh:
+            for _ in range(300):
+                pids = [r[0] for r in wh.execute(
+                    "select pid from pg_stat_activity where application_name = 'medallion-bronze' "
+                    "and wait_event_type = 'Lock'"
+                )]  # fmt: skip
+                if pids:
+                    killed.extend(wh.execute("select pg_terminate_backend(%s)", (pids[0],)).fetchone())
+                    return
+                threading.Event().wait(0.1)
+
+    with warehouse(stack) as holder, holder.transaction():
+        holder.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
+        killer = threading.Thread(target=kill_the_waiting_load)
+        killer.start()
+        with retries(dag.get_task("load"), 0):
+            run = dag.test(logical_date=logical, run_conf={"tables": [table]})
+        killer.join()
+    assert killed == [True] and run.state == "failed"
+    [failed] = failed_batches(stack, table, run.run_id)
+    assert "terminat" in failed["error"], failed["error"]
+    assert freshness_row(stack, "bronze", table)["last_error"] == failed["error"]
+    subject = f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    assert [m.subject for m in inbox.take()] == [subject], "another error of the same task: a new problem"
+
+    assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "success"
+    row = freshness_row(stack, "bronze", table)
+    assert (row["failing_since"], row["last_error"]) == (None, None)
+    recovered = f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed"
+    assert [m.subject for m in inbox.take()] == [recovered, recovered]
+
+
+def test_the_view_is_worst_first_covers_silver_and_links_each_row(pipeline, inbox):
+    stack, _ = pipeline
+    age_ledger(stack, "invoices", timedelta(hours=30))  # warn
+    age_ledger(stack, "session_events", timedelta(hours=5))  # error
+    try:
+        freshness.check()
+        view = rows(stack, "select * from ops.table_freshness")
+        measured = {r["table_name"]: r["measured_at"] for r in rows(stack, "select * from ops.gold_coverage")}
+    finally:
+        age_ledger(stack, "invoices", -timedelta(hours=30))
+        age_ledger(stack, "session_events", -timedelta(hours=5))
+        freshness.check()
+        inbox.take()
+    rank = {"error": 0, "warn": 1, "fresh": 2, None: 3}
+    order = [(rank[r["status"]], -(r["age"] or timedelta.max).total_seconds()) for r in view]
+    assert order == sorted(order), "worst first, oldest first"
+    assert [r["table_name"] for r in view[:2]] == ["session_events", "invoices"]
+    assert all(r["age"] is None or r["age"].microseconds == 0 for r in view), "ages in whole seconds"
+    kinds = {r["kind"] for r in view}
+    assert kinds == {"bronze", "silver", "gold"}
+    silver = {r["table_name"]: r for r in view if r["kind"] == "silver"}
+    assert set(silver) == {"core_sessions", "fct_browser_run", "fct_event", "fct_usage"}
+    assert all(r["status"] == "fresh" and r["source"] == "silver_core" for r in silver.values())
+    for r in view:
+        if r["kind"] != "bronze":
+            assert r["checked_at"] == measured[r["table_name"]], "when its coverage was measured"
+            assert r["link"] == f"{alerts._base_url()}/dags/{r['kind']}/runs"
+        else:
+            assert r["link"].startswith(f"{alerts._base_url()}/dags/bronze_supabase/runs/")
+
+
+def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_fills_it(pipeline, inbox):
+    from airflow.models.backfill import _get_info_list
+    from airflow.models.dagbag import DBDagBag
+    from airflow.utils.session import create_session
+
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "projects"
+    start = loaded_until(stack, table)
+    for hours in (1, 3):  # loads [start, +1h) and [+2h, +3h): nothing read [+1h, +2h) but the lookback
+        assert dag.test(logical_date=start + timedelta(hours=hours), run_conf={"tables": [table]}).state == "success"
+    [mail] = inbox.take()  # sent by the second run's check
+    hole = start + timedelta(hours=1)
+    iso = hole.isoformat()
+    command = f"airflow backfill create --dag-id bronze_supabase --from-date {iso} --to-date {iso}"
+    assert mail.subject == f"[medallion] HOLE bronze projects: 1 hour(s) never loaded, from {alerts.when(hole)[:16]}"
+    never = alerts.interval(hole, hole + timedelta(minutes=45))  # the next run re-read 15 minutes (its lookback)
+    assert_in_both(mail, "Table: bronze_supabase.projects", command, f"bronze projects was never loaded for {never}")
+    [gap] = rows(stack, "select * from ops.replication_gaps where table_name = 'projects'")
+    assert (gap["gap_start"], gap["gap_end"], gap["intervals"]) == (hole, hole + timedelta(minutes=45), 1)
+    assert gap["backfill_command"] == command
+    # Airflow 3.3's backfill runs exactly that interval for those dates (its own planning code)
+    with create_session() as session:
+        serialized = DBDagBag().get_latest_version_of_dag("bronze_supabase", session=session)
+        infos = _get_info_list(from_date=hole, to_date=hole, reverse=False, dag=serialized)
+    assert [(i.data_interval.start, i.data_interval.end) for i in infos] == [(hole, hole + timedelta(hours=1))]
+
+    assert freshness.check()["gaps"] == [] and inbox.take() == [], "once"
+    assert dag.test(logical_date=start + timedelta(hours=2), run_conf={"tables": [table]}).state == "success"
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] RECOVERED hole in bronze projects"
+    assert rows(stack, "select * from ops.replication_gaps where table_name = 'projects'") == []

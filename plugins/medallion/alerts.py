@@ -369,8 +369,9 @@ def failure_email(failure: Failure, stale: list[TableFreshness] | None, freshnes
         "Fix the cause, then re-run what failed (safe: loads are idempotent):",
     ]
     doc.commands = [rerun_command(failure)]
+    end = "one email when the table loads again" if failure.table else "it is closed after a quiet period"
     doc.footer = (f"One email per problem: the same error again sends nothing, a reminder at most every "
-                  f"{span(reminder_interval())} while it lasts, one email when the table loads again. "
+                  f"{span(reminder_interval())} while it lasts, {end}. "
                   "Freshness: select * from ops.table_freshness;")  # fmt: skip
     return doc.email(f"{PREFIX} FAILED {failure.dag_id}.{failure.label} ({runs(1)})")
 
@@ -596,15 +597,16 @@ def freshness_email(change: Change) -> Email:
     if new:
         kinds = {r.kind for r in stale}
         dags = sorted({f"bronze_{r.source}" for r in stale if r.kind == "bronze"})
-        dags += ["silver", "gold"] if "gold" in kinds else []
+        dags += ["silver", "gold"] if "gold" in kinds else ["silver"] if "silver" in kinds else []
         runs = ", ".join(f"{_base_url()}/dags/{d}/runs" for d in dags)
         doc.steps = [f"Are the runs failing (FAILED emails) or not running at all (DAG paused, scheduler down)? {runs}"]
-        if "gold" in kinds:
+        if kinds - {"bronze"}:
             doc.steps.append(
                 "Gold is rebuilt from silver, silver from bronze: a stale bronze table (in this list or in "
                 "select * from ops.table_freshness) or a failed silver run comes first; silver's run then starts gold."
             )
         what = {"bronze": "a manual run continues each table from its last load",
+                "silver": "a manual silver run rebuilds silver from bronze as it is now",
                 "gold": "a manual gold run rebuilds the marts from silver as it is now"}  # fmt: skip
         doc.steps.append(f"Once fixed, catch up now ({'; '.join(what[k] for k in sorted(kinds))}; safe to repeat):")
         groups: dict[tuple[str, str], list[str]] = {}
