@@ -785,7 +785,7 @@ def test_the_view_is_worst_first_covers_silver_and_links_each_row(pipeline, inbo
         freshness.check()
         inbox.take()
     rank = {"error": 0, "warn": 1, "fresh": 2, None: 3}
-    order = [(rank[r["status"]], -(r["age"] or timedelta.max).total_seconds()) for r in view]
+    order = [(rank[r["status"]], -(timedelta.max if r["age"] is None else r["age"]).total_seconds()) for r in view]
     assert order == sorted(order), "worst first, oldest first"
     assert [r["table_name"] for r in view[:2]] == ["session_events", "invoices"]
     assert all(r["age"] is None or r["age"].microseconds == 0 for r in view), "ages in whole seconds"
