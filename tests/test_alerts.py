@@ -833,3 +833,16 @@ def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_f
     [mail] = inbox.take()
     assert mail.subject == "[medallion] RECOVERED hole in bronze projects"
     assert rows(stack, "select * from ops.replication_gaps where table_name = 'projects'") == []
+
+
+def test_failures_are_one_problem_when_only_numbers_ids_and_times_differ():
+    same = [
+        "ReplicationError: bronze_supabase.plans: load failed: canceling statement due to lock timeout after 5000 ms",
+        "ReplicationError: bronze_supabase.plans: load failed: canceling statement due to lock timeout after 12 ms",
+    ]
+    assert alerts.signature(same[0]) == alerts.signature(same[1])
+    batch = "batch 9f2c4e0a1b3d4c5e6f708192a3b4c5d6 at 2026-11-01T03:00:00+00:00 read 1,234 rows"
+    assert alerts.signature(batch) == alerts.signature(batch.replace("9f2c", "0000").replace("03:00", "04:00"))
+    other = "SchemaDriftError: schema drift in bronze_supabase.plans.price: numeric -> text"
+    assert alerts.signature(other) != alerts.signature(same[0]), "another error class or text: another problem"
+    assert alerts.signature(other.replace("price", "name")) != alerts.signature(other), "another column"

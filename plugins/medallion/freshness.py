@@ -543,8 +543,7 @@ def record_gaps(wh: psycopg.Connection) -> GapNews:
         )
     }
     for key, holes in sorted(by_table.items()):
-        ranges = [(g.gap_start, g.gap_end) for g in holes]
-        starts, ends = [r[0] for r in ranges], [r[1] for r in ranges]
+        starts, ends = [g.gap_start for g in holes], [g.gap_end for g in holes]
         if key not in open_incidents:
             wh.execute(
                 f"insert into {OPS_SCHEMA}.gap_incidents (source, table_name, gaps) values (%s, %s, ({now_gaps}))",
