@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 # every 15 minutes, so in practice an alert is retried by each check once SMTP has been down a while.
 FIRST_RETRY = timedelta(minutes=1)
 MAX_RETRY = timedelta(hours=1)
+# Sent alerts are kept this long (what was sent when), then deleted by a drain.
+KEEP_SENT = timedelta(days=90)
 
 
 @dataclass
@@ -70,6 +72,8 @@ def drain(wh: psycopg.Connection, only: int | None = None) -> Delivery:
     from medallion import alerts
 
     done = Delivery()
+    with wh.transaction():
+        wh.execute(f"delete from {OPS_SCHEMA}.alert_outbox_messages where sent_at < now() - %s", (KEEP_SENT,))
     while True:
         with wh.transaction():
             row = wh.execute(
