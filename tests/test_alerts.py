@@ -846,3 +846,18 @@ def test_failures_are_one_problem_when_only_numbers_ids_and_times_differ():
     other = "SchemaDriftError: schema drift in bronze_supabase.plans.price: numeric -> text"
     assert alerts.signature(other) != alerts.signature(same[0]), "another error class or text: another problem"
     assert alerts.signature(other.replace("price", "name")) != alerts.signature(other), "another column"
+
+
+def test_a_deadline_alert_that_cannot_be_sent_waits_in_the_outbox(pipeline, inbox, monkeypatch):
+    stack, _ = pipeline
+    run = {"dag_id": "gold", "dag_run_id": "scheduled__x", "state": "running", "run_type": "scheduled"}
+    context = {"dag_run": run, "deadline": {"deadline_time": datetime.now(UTC) - timedelta(minutes=5)}}
+    with monkeypatch.context() as m:
+        smtp_down(m)
+        with pytest.raises(outbox.AlertsUndelivered, match="kept in ops.alert_outbox"):
+            alerts.deadline_alert(context, 60)  # what the triggerer runs
+    [kept] = rows(stack, "select kind, subject from ops.alert_outbox where state = 'failed'")
+    assert kept["kind"] == "deadline" and kept["subject"].startswith("[medallion] LATE gold ")
+    backoff_elapsed(stack)
+    assert freshness.check()["alerts_sent"] == 1
+    assert [m.subject for m in inbox.take()] == [kept["subject"]]
