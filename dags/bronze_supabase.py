@@ -44,9 +44,13 @@ a table's first load takes all its history. Hard deletes are found by `bronze_su
 5. Re-running is always safe: `airflow tasks clear bronze_supabase -s START -e END -y` or a backfill:
    `airflow backfill create --dag-id bronze_supabase --from-date START --to-date END`.
 
-**Alerts**: a task that fails after its last retry sends one email (error, log, what is stale, the
-command to re-run). `check_freshness` runs last, even when loads failed, and emails when tables go
-stale against their SLA or recover; it never fails the run for stale data. A run still not done
+**Alerts** (to the Airflow Variable `alert_emails`, else env `MEDALLION_ALERT_EMAILS`): a task
+that fails after its last retry sends one email per problem (error, log, what is stale, the command
+to re-run): the same error in later runs sends nothing, a reminder at most every 4 hours, one
+email when the table loads again (`ops.failure_problems`). Every failed load is a `failed` row of
+`ops.replication_batches`. `check_freshness` runs last, even when loads failed, and emails when
+tables go stale against their SLA or recover, and holes in the loaded intervals; it never fails
+the run for stale data. Undelivered alerts wait in `ops.alert_outbox` and are retried. A run still not done
 `MEDALLION_BRONZE_DEADLINE_MINUTES` (default 45) after it was queued, i.e. after its interval end,
 sends a deadline email. Freshness at any time: `select * from ops.table_freshness`.
 

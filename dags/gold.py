@@ -37,6 +37,9 @@ one `[medallion] LATE gold ...` email naming the run and how late it is; a faile
 (its FAILED email is the alert), nor does a backfill.
 
 **Manual run**: params `full_refresh` and `select` (a dbt selection within the layer, e.g. `v_mrr`).
+
+**Alerts** go to the Airflow Variable `alert_emails` (Admin → Variables), else env
+`MEDALLION_ALERT_EMAILS`: one email per problem (a failing model is one email, not one per run).
 """
 
 with DAG(

@@ -42,6 +42,9 @@ one `[medallion] LATE silver ...` email naming the run and how late it is; a fai
 
 **Manual run**: params `full_refresh` (rebuild incrementals from all of bronze) and `select` (a dbt
 selection within the layer). A manual run without an interval processes every key.
+
+**Alerts** go to the Airflow Variable `alert_emails` (Admin → Variables), else env
+`MEDALLION_ALERT_EMAILS`: one email per problem (a failing model is one email, not one per run).
 """
 
 with DAG(

@@ -22,7 +22,7 @@ import pytest
 from conftest import AS_OF, STACK, reset_connection_databases
 from psycopg import sql
 
-from medallion import alerts, config, freshness
+from medallion import alerts, config, freshness, outbox
 
 pytestmark = pytest.mark.slow
 
@@ -84,9 +84,11 @@ def pipeline(airflow_db, inbox):
     reset_connection_databases(stack)
     from airflow.dag_processing.dagbag import DagBag
 
-    with warehouse(stack) as wh:  # gold as dbt would leave it, covering today: fresh
+    with warehouse(stack) as wh:  # silver and gold as dbt would leave them, covering today: fresh
         for sla in freshness.gold_slas():
             build_gold(wh, sla, newest_period(sla))
+        for sla in freshness.silver_slas():
+            build_silver(wh, sla, datetime.now(UTC))
     bag = DagBag(dag_folder=str(config.ROOT / "dags"))
     assert not bag.import_errors
     assert bag.get_dag("bronze_supabase").test(logical_date=AS_OF).state == "success"
@@ -161,6 +163,16 @@ def build_gold(wh: psycopg.Connection, sla: freshness.Sla, *newest: date) -> Non
         wh.execute(sql.SQL("insert into {} values (%s)").format(table), (day,))
 
 
+def build_silver(wh: psycopg.Connection, sla: freshness.Sla, *cursors: datetime) -> None:
+    """Stand-in for dbt's build of a silver fact: its covered_by timestamp (_cursor), one row per value."""
+    table = sql.Identifier(sla.source, sla.table_name)
+    wh.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(sla.source)))
+    wh.execute(sql.SQL("drop table if exists {}").format(table))
+    wh.execute(sql.SQL("create table {} ({} timestamptz not null)").format(table, sql.Identifier(sla.covered_by)))
+    for cursor in cursors:
+        wh.execute(sql.SQL("insert into {} values (%s)").format(table), (cursor,))
+
+
 def freshness_row(stack, kind: str, table: str) -> dict:
     with warehouse(stack) as wh:
         wh.row_factory = psycopg.rows.dict_row
@@ -215,7 +227,7 @@ def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline
     assert tries == 2, "the load ran twice (one retry)"
 
     [mail] = inbox.take()  # one email for two failed tries, none from the freshness check after it
-    assert mail.subject == "[medallion] FAILED bronze_supabase.load[api_keys]"
+    assert mail.subject == "[medallion] FAILED bronze_supabase.load[api_keys] (1 run)"
     assert mail.to == [RECIPIENT]
     assert mail.content_type == "multipart/alternative" and mail.text and mail.html
     command = (
@@ -266,7 +278,9 @@ def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_re
         logical_date=AS_OF + timedelta(hours=3), run_conf={"tables": ["invoices"]}
     )
     assert run.state == "success"
-    [mail] = inbox.take()  # sent by the bronze run's own check_freshness
+    # sent by the bronze run's own check_freshness; the 01:00 interval of invoices was skipped: a hole
+    mail, hole = inbox.take()
+    assert hole.subject.startswith("[medallion] HOLE bronze invoices: ")
     assert mail.subject == "[medallion] RECOVERED invoices"
     assert_in_both(mail, "invoices is fresh again.", "invoices — FRESH", "was stale (error) since",
                    "Stale now: nothing — every table is within its SLA")  # fmt: skip
@@ -408,19 +422,37 @@ def test_the_view_states_the_facts_the_email_states(pipeline, inbox):
     assert mail.subject == "[medallion] RECOVERED invoices, session_events"
 
 
+def smtp_down(monkeypatch):
+    """SMTP is down: nothing listens on the smtp_default connection's port."""
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", f"smtp://127.0.0.1:{free_port()}?disable_ssl=true&disable_tls=true")
+
+
+def backoff_elapsed(stack) -> None:
+    """Let the outbox's retry delay pass (the clock stays as it is)."""
+    with warehouse(stack) as wh:
+        wh.execute("update ops.alert_outbox_messages set next_attempt_at = now() where sent_at is null")
+
+
 def test_news_that_could_not_be_emailed_is_emailed_by_the_next_check(pipeline, inbox, monkeypatch):
     stack, _ = pipeline
     age_ledger(stack, "users", timedelta(hours=3))  # warn 2h, error 6h
-    with monkeypatch.context() as m:  # SMTP is down: nothing listens on that port
-        m.setenv("AIRFLOW_CONN_SMTP_DEFAULT", f"smtp://127.0.0.1:{free_port()}?disable_ssl=true&disable_tls=true")
+    with monkeypatch.context() as m:
+        smtp_down(m)
         assert "error" in freshness.check(strict=False)  # the check after a load: logs, does not fail
-        with pytest.raises(OSError):
-            freshness.check()  # the freshness DAG's check fails (and retries)
-    with warehouse(stack) as wh:
-        assert wh.execute("select count(*) from ops.freshness_incidents where closed_at is null").fetchone()[0] == 0
-    assert freshness.check()["opened"] == ["users"]  # SMTP is back: the news was not lost
-    [mail] = inbox.take()
-    assert mail.subject == "[medallion] WARN users"
+        with pytest.raises(outbox.AlertsUndelivered, match=r"1 alert\(s\) not sent, kept in ops.alert_outbox"):
+            freshness.check()  # the freshness DAG's check fails (and retries) while an alert waits
+    [kept] = rows(stack, "select * from ops.alert_outbox where state <> 'sent'")
+    assert (kept["state"], kept["subject"], kept["attempts"]) == ("failed", "[medallion] WARN users", 1)
+    assert "Connection refused" in kept["last_error"] and kept["next_attempt_at"] > datetime.now(UTC)
+    [status] = rows(stack, "select pending, failed from ops.alert_outbox_status")
+    assert status == {"pending": 0, "failed": 1}
+    # SMTP is back; within the backoff nothing is retried, after it the next check sends it, once
+    assert freshness.check(strict=False)["alerts_sent"] == 0 and inbox.take() == []
+    backoff_elapsed(stack)
+    assert freshness.check()["opened"] == [], "the incident was recorded with the news: not announced twice"
+    assert [m.subject for m in inbox.take()] == ["[medallion] WARN users"]
+    freshness.check()
+    assert inbox.take() == [], "sent exactly once"
     age_ledger(stack, "users", -timedelta(hours=3))
     freshness.check()
     assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED users"]
@@ -570,3 +602,262 @@ def test_gold_measurement_never_blocks_dbt_nor_is_blocked_by_it(pipeline, inbox)
         build_gold(wh, sla, newest_period(sla))
     freshness.check()
     assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED gold_marts.fct_product_daily"]
+
+
+# --- on-call: durable alerts, one email per problem, every failure in the ledger, holes ----------
+
+
+def loaded_until(stack, table: str) -> datetime:
+    """End of the newest interval loaded: dag.test(logical_date=X) loads the interval that ends at X."""
+    with warehouse(stack) as wh:
+        return wh.execute(
+            "select max(window_end) from ops.replication_batches where table_name = %s and status = 'success'",
+            (table,),
+        ).fetchone()[0]
+
+
+def failed_batches(stack, table: str, run_id: str) -> list[dict]:
+    return rows(stack, f"select mode, error from ops.replication_batches where table_name = '{table}' "
+                       f"and status = 'failed' and run_id = '{run_id}'")  # fmt: skip
+
+
+def test_a_failure_alert_that_cannot_be_sent_is_kept_and_sent_once_when_smtp_is_back(pipeline, inbox, monkeypatch):
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "organization_members"
+    logical = loaded_until(stack, table) + timedelta(hours=1)
+    with monkeypatch.context() as m, retries(dag.get_task("load"), 0), unreadable(stack, table):
+        smtp_down(m)
+        assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "failed"
+    assert inbox.take() == []
+    subject = f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    [kept] = rows(stack, "select state, subject, attempts from ops.alert_outbox where state <> 'sent'")
+    assert kept == {"state": "failed", "subject": subject, "attempts": 1}
+
+    backoff_elapsed(stack)
+    assert freshness.check()["alerts_sent"] == 1  # the `freshness` DAG's next check
+    [mail] = inbox.take()
+    assert mail.subject == subject and mail.to == [RECIPIENT]
+    assert_in_both(mail, f"Error: ReplicationError: bronze_supabase.{table}: load failed: permission denied")
+    freshness.check()
+    assert inbox.take() == [], "sent exactly once"
+    assert [r["state"] for r in rows(stack, "select * from ops.alert_outbox") if r["subject"] == subject] == ["sent"]
+
+    assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "success"
+    [mail] = inbox.take()  # the bronze run's check: the problem is over
+    assert mail.subject == f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed"
+
+
+def test_with_the_warehouse_and_smtp_down_the_whole_alert_is_in_the_task_log(pipeline, inbox, monkeypatch, caplog):
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "organization_members"
+    logical = loaded_until(stack, table) + timedelta(hours=1)
+    with monkeypatch.context() as m, retries(dag.get_task("load"), 0):
+        smtp_down(m)
+        m.setenv("AIRFLOW_CONN_WAREHOUSE", f"postgres://warehouse@127.0.0.1:{free_port()}/warehouse")
+        assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "failed"
+    assert inbox.take() == []
+    logged = caplog.text
+    assert "ALERT NOT SENT" in logged
+    assert f"To: {RECIPIENT}" in logged
+    assert f"Subject: [medallion] FAILED bronze_supabase.load[{table}] (1 run)" in logged
+    assert f"bronze_supabase.load[{table}] failed after 1 try." in logged
+    assert "Stale now: unknown — cannot read freshness from the warehouse" in logged
+
+
+def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_it_recovers(pipeline, inbox,
+                                                                                          monkeypatch):  # fmt: skip
+    """A catch-up of 20 runs failing alike (and one an hour after) is one problem: one FAILED email;
+    a reminder once the last email is older than MEDALLION_ALERT_REMINDER_HOURS; a different error
+    of the same task is a new problem; the table loading again closes them with one email each."""
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "subscriptions"
+    start = loaded_until(stack, table)
+    load = dag.get_task("load")
+    with retries(load, 0), unreadable(stack, table):
+        run_ids = [dag.test(logical_date=start + timedelta(hours=n), run_conf={"tables": [table]}).run_id
+                   for n in range(1, 21)]  # fmt: skip
+    assert all(len(failed_batches(stack, table, run_id)) == 1 for run_id in run_ids)
+    [mail] = inbox.take()
+    assert mail.subject == f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    [problem] = rows(stack, f"select runs, emails, first_run_id, last_run_id from ops.failure_problems "
+                            f"where table_name = '{table}' and closed_at is null")  # fmt: skip
+    assert problem == {"runs": 20, "emails": 1, "first_run_id": run_ids[0], "last_run_id": run_ids[-1]}
+
+    with warehouse(stack) as wh:  # four hours and a bit pass (the default reminder interval)
+        wh.execute("update ops.failure_problems set last_emailed_at = last_emailed_at - interval '4 hours 1 minute'")
+    with retries(load, 0), unreadable(stack, table):
+        dag.test(logical_date=start + timedelta(hours=21), run_conf={"tables": [table]})
+        dag.test(logical_date=start + timedelta(hours=22), run_conf={"tables": [table]})
+    [mail] = inbox.take()
+    assert re.fullmatch(rf"\[medallion\] STILL FAILING bronze_supabase\.load\[{table}\] \(21 runs since .+\)",
+                        mail.subject), mail.subject  # fmt: skip
+    assert_in_both(mail, "is still failing: 21 runs since", "permission denied", "Fix the cause")
+
+    with monkeypatch.context() as m, retries(load, 0):  # another error: the source is unreachable
+        m.setenv("AIRFLOW_CONN_SUPABASE_SOURCE", f"postgres://replicator@127.0.0.1:{free_port()}/source")
+        run = dag.test(logical_date=start + timedelta(hours=23), run_conf={"tables": [table]})
+    [mail] = inbox.take()
+    assert mail.subject == f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    assert_in_both(mail, "Error: ConnectionFailed: cannot connect to connection 'supabase_source'")
+    [failed] = failed_batches(stack, table, run.run_id)  # failed before its batch started: in the ledger too
+    assert failed["error"].startswith("cannot connect to connection 'supabase_source'")
+
+    assert dag.test(logical_date=start + timedelta(hours=1), run_conf={"tables": [table]}).state == "success"
+    assert sorted(m.subject for m in inbox.take()) == [
+        f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed",
+        f"[medallion] RECOVERED bronze_supabase.load[{table}] after 22 runs failed",
+    ]
+    assert rows(stack, f"select count(*) as n from ops.failure_problems where table_name = '{table}' "
+                       "and closed_at is null") == [{"n": 0}]  # fmt: skip
+
+
+def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_ledger_and_the_view(pipeline, inbox):
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "browser_sessions"
+    logical = loaded_until(stack, table) + timedelta(hours=1)
+    with psycopg.connect(stack.source.uri("source"), autocommit=True) as src:
+        src.execute("alter table public.browser_sessions rename column updated_at to modified_at")
+        try:
+            with retries(dag.get_task("load"), 2):
+                run = dag.test(logical_date=logical, run_conf={"tables": [table]})
+        finally:
+            src.execute("alter table public.browser_sessions rename column modified_at to updated_at")
+    assert run.state == "failed"
+    [failed] = failed_batches(stack, table, run.run_id)  # a bad declaration fails at once: one try, one row
+    assert failed["mode"] == "incremental"
+    assert failed["error"].startswith("cursor column 'updated_at' not found in source table public.browser_sessions")
+    row = freshness_row(stack, "bronze", table)
+    assert row["status"] == "fresh", "its last load is recent"
+    assert row["failing_since"] is not None and row["last_error"] == failed["error"]
+    assert row["run_id"] == run.run_id and row["link"].endswith(
+        "/dags/bronze_supabase/runs/" + run.run_id.replace(":", "%3A").replace("+", "%2B")
+    )
+    assert [m.subject for m in inbox.take()] == [f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"]
+
+    # the warehouse connection dies mid-batch (here: while it waits for the table's lock)
+    lock = f"medallion:bronze_supabase.{table}"
+    killed = []
+
+    def kill_the_waiting_load():
+        with warehouse(stack) as wh:
+            for _ in range(300):
+                pids = [r[0] for r in wh.execute(
+                    "select pid from pg_stat_activity where application_name = 'medallion-bronze' "
+                    "and wait_event_type = 'Lock'"
+                )]  # fmt: skip
+                if pids:
+                    killed.extend(wh.execute("select pg_terminate_backend(%s)", (pids[0],)).fetchone())
+                    return
+                threading.Event().wait(0.1)
+
+    with warehouse(stack) as holder, holder.transaction():
+        holder.execute("select pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock,))
+        killer = threading.Thread(target=kill_the_waiting_load)
+        killer.start()
+        with retries(dag.get_task("load"), 0):
+            run = dag.test(logical_date=logical, run_conf={"tables": [table]})
+        killer.join()
+    assert killed == [True] and run.state == "failed"
+    [failed] = failed_batches(stack, table, run.run_id)
+    assert "terminat" in failed["error"], failed["error"]
+    assert freshness_row(stack, "bronze", table)["last_error"] == failed["error"]
+    subject = f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    assert [m.subject for m in inbox.take()] == [subject], "another error of the same task: a new problem"
+
+    assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "success"
+    row = freshness_row(stack, "bronze", table)
+    assert (row["failing_since"], row["last_error"]) == (None, None)
+    recovered = f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed"
+    assert [m.subject for m in inbox.take()] == [recovered, recovered]
+
+
+def test_the_view_is_worst_first_covers_silver_and_links_each_row(pipeline, inbox):
+    stack, _ = pipeline
+    age_ledger(stack, "invoices", timedelta(hours=30))  # warn
+    age_ledger(stack, "session_events", timedelta(hours=5))  # error
+    try:
+        freshness.check()
+        view = rows(stack, "select * from ops.table_freshness")
+        measured = {r["table_name"]: r["measured_at"] for r in rows(stack, "select * from ops.gold_coverage")}
+    finally:
+        age_ledger(stack, "invoices", -timedelta(hours=30))
+        age_ledger(stack, "session_events", -timedelta(hours=5))
+        freshness.check()
+        inbox.take()
+    rank = {"error": 0, "warn": 1, "fresh": 2, None: 3}
+    order = [(rank[r["status"]], -(timedelta.max if r["age"] is None else r["age"]).total_seconds()) for r in view]
+    assert order == sorted(order), "worst first, oldest first"
+    assert [r["table_name"] for r in view[:2]] == ["session_events", "invoices"]
+    assert all(r["age"] is None or r["age"].microseconds == 0 for r in view), "ages in whole seconds"
+    kinds = {r["kind"] for r in view}
+    assert kinds == {"bronze", "silver", "gold"}
+    silver = {r["table_name"]: r for r in view if r["kind"] == "silver"}
+    assert set(silver) == {"core_sessions", "fct_browser_run", "fct_event", "fct_usage"}
+    assert all(r["status"] == "fresh" and r["source"] == "silver_core" for r in silver.values())
+    for r in view:
+        if r["kind"] != "bronze":
+            assert r["checked_at"] == measured[r["table_name"]], "when its coverage was measured"
+            assert r["link"] == f"{alerts._base_url()}/dags/{r['kind']}/runs"
+        else:
+            assert r["link"].startswith(f"{alerts._base_url()}/dags/bronze_supabase/runs/")
+
+
+def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_fills_it(pipeline, inbox):
+    from airflow.models.backfill import _get_info_list
+    from airflow.models.dagbag import DBDagBag
+    from airflow.utils.session import create_session
+
+    stack, bag = pipeline
+    dag, table = bag.get_dag("bronze_supabase"), "projects"
+    start = loaded_until(stack, table)
+    for hours in (1, 3):  # loads [start, +1h) and [+2h, +3h): nothing read [+1h, +2h) but the lookback
+        assert dag.test(logical_date=start + timedelta(hours=hours), run_conf={"tables": [table]}).state == "success"
+    [mail] = inbox.take()  # sent by the second run's check
+    hole = start + timedelta(hours=1)
+    iso = hole.isoformat()
+    command = f"airflow backfill create --dag-id bronze_supabase --from-date {iso} --to-date {iso}"
+    assert mail.subject == f"[medallion] HOLE bronze projects: 1 hour(s) never loaded, from {alerts.when(hole)[:16]}"
+    never = alerts.interval(hole, hole + timedelta(minutes=45))  # the next run re-read 15 minutes (its lookback)
+    assert_in_both(mail, "Table: bronze_supabase.projects", command, f"bronze projects was never loaded for {never}")
+    [gap] = rows(stack, "select * from ops.replication_gaps where table_name = 'projects'")
+    assert (gap["gap_start"], gap["gap_end"], gap["intervals"]) == (hole, hole + timedelta(minutes=45), 1)
+    assert gap["backfill_command"] == command
+    # Airflow 3.3's backfill runs exactly that interval for those dates (its own planning code)
+    with create_session() as session:
+        serialized = DBDagBag().get_latest_version_of_dag("bronze_supabase", session=session)
+        infos = _get_info_list(from_date=hole, to_date=hole, reverse=False, dag=serialized)
+    assert [(i.data_interval.start, i.data_interval.end) for i in infos] == [(hole, hole + timedelta(hours=1))]
+
+    assert freshness.check()["gaps"] == [] and inbox.take() == [], "once"
+    assert dag.test(logical_date=start + timedelta(hours=2), run_conf={"tables": [table]}).state == "success"
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] RECOVERED hole in bronze projects"
+    assert rows(stack, "select * from ops.replication_gaps where table_name = 'projects'") == []
+
+
+def test_failures_are_one_problem_when_only_numbers_ids_and_times_differ():
+    same = [
+        "ReplicationError: bronze_supabase.plans: load failed: canceling statement due to lock timeout after 5000 ms",
+        "ReplicationError: bronze_supabase.plans: load failed: canceling statement due to lock timeout after 12 ms",
+    ]
+    assert alerts.signature(same[0]) == alerts.signature(same[1])
+    batch = "batch 9f2c4e0a1b3d4c5e6f708192a3b4c5d6 at 2026-11-01T03:00:00+00:00 read 1,234 rows"
+    assert alerts.signature(batch) == alerts.signature(batch.replace("9f2c", "0000").replace("03:00", "04:00"))
+    other = "SchemaDriftError: schema drift in bronze_supabase.plans.price: numeric -> text"
+    assert alerts.signature(other) != alerts.signature(same[0]), "another error class or text: another problem"
+    assert alerts.signature(other.replace("price", "name")) != alerts.signature(other), "another column"
+
+
+def test_a_deadline_alert_that_cannot_be_sent_waits_in_the_outbox(pipeline, inbox, monkeypatch):
+    stack, _ = pipeline
+    run = {"dag_id": "gold", "dag_run_id": "scheduled__x", "state": "running", "run_type": "scheduled"}
+    context = {"dag_run": run, "deadline": {"deadline_time": datetime.now(UTC) - timedelta(minutes=5)}}
+    with monkeypatch.context() as m:
+        smtp_down(m)
+        with pytest.raises(outbox.AlertsUndelivered, match="kept in ops.alert_outbox"):
+            alerts.deadline_alert(context, 60)  # what the triggerer runs
+    [kept] = rows(stack, "select kind, subject from ops.alert_outbox where state = 'failed'")
+    assert kept["kind"] == "deadline" and kept["subject"].startswith("[medallion] LATE gold ")
+    backoff_elapsed(stack)
+    assert freshness.check()["alerts_sent"] == 1
+    assert [m.subject for m in inbox.take()] == [kept["subject"]]

@@ -143,6 +143,8 @@ GOLD_PROJECT = {
           shop:
             core:
               +schema: silver_core
+            other:
+              +schema: analytics
             marts:
               +schema: gold_marts
               +meta:
@@ -163,6 +165,14 @@ GOLD_PROJECT = {
         version: 2
         models:
           - name: dim
+            config:
+              meta: {freshness: {warn_after: {count: 1, period: hour}}, covered_by: {column: id}}
+        """,
+    "models/other/odd.sql": "select 1 as id",
+    "models/other/odd.yml": """
+        version: 2
+        models:
+          - name: odd
             config:
               meta: {freshness: {warn_after: {count: 1, period: hour}}, covered_by: {column: id}}
         """,
@@ -285,8 +295,9 @@ def test_gold_slas_come_from_the_folder_default_and_each_model_overrides_a_key(g
      r"\(what period a row covers\), got \{'column': 'date_day', 'grain': 'fortnight'"),
     ("fct_bad_sla", "models/marts/fct_bad_sla.yml:6: model fct_bad_sla",
      r"freshness needs \{count: N, period: minute\|hour\|day\}, got \{'count': 3, 'period': 'hours'\}"),
-    ("dim", "models/core/dim.yml:5: model dim",
-     r"meta.freshness is checked for gold models only \(schema gold_\*\), this one builds in silver_core"),
+    ("odd", "models/other/odd.yml:5: model odd",
+     r"meta.freshness is checked for silver and gold models only \(schema silver_\* or gold_\*\), this one builds in "
+     r"analytics"),
 ])  # fmt: skip
 def test_bad_gold_declarations_name_file_line_and_model(gold_project, tmp_path, model, where, message):
     from medallion import freshness
@@ -295,6 +306,27 @@ def test_bad_gold_declarations_name_file_line_and_model(gold_project, tmp_path, 
         freshness.gold_slas(manifest_with(gold_project, tmp_path, model), gold_project)
     assert str(err.value).startswith(f"{gold_project / where}: "), str(err.value)
     assert re.search(message, str(err.value)) and "\n" not in str(err.value), str(err.value)
+
+
+def test_a_silver_model_declaring_freshness_is_a_silver_sla(gold_project, tmp_path):
+    from datetime import timedelta
+
+    from medallion import freshness
+
+    manifest = manifest_with(gold_project, tmp_path, "dim", "fct_new")
+    assert [(s.kind, s.source, s.table_name, s.covered_by, s.warn_after) for s in freshness.silver_slas(
+        manifest, gold_project)] == [("silver", "silver_core", "dim", "id", timedelta(hours=1))]  # fmt: skip
+    assert [s.table_name for s in freshness.gold_slas(manifest, gold_project)] == ["fct_new"]
+
+
+def test_the_projects_silver_facts_declare_freshness_on_their_cursor():
+    from medallion import freshness
+
+    slas = {sla.table_name: sla for sla in freshness.silver_slas()}
+    assert set(slas) == {"core_sessions", "fct_browser_run", "fct_event", "fct_usage"}
+    for sla in slas.values():
+        assert (sla.source, sla.covered_by, sla.covered_grain) == ("silver_core", "_cursor", None)
+        assert re.fullmatch(rf"{config.DBT_PROJECT_DIR / 'dbt_project.yml'}:\d+", sla.declared_at)
 
 
 def test_a_missing_manifest_names_it_and_make_manifest(tmp_path):

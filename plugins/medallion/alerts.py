@@ -1,14 +1,20 @@
 """On-call emails: compose them (plain text and HTML, phone first) and send them through Airflow's SMTP connection.
 
 One email per problem, each with the facts first and the command that fixes it:
-- a task failed after its last retry: `on_task_failure`, every DAG's on_failure_callback (dagkit);
-- tables (bronze: last load, gold: what the data covers) went stale, got worse or recovered:
-  `freshness_email`, sent by `freshness.check()`;
+- a task failed after its last retry: `on_task_failure`, every DAG's on_failure_callback (dagkit).
+  Failures are grouped into problems (ops.failure_problems: dag, task, table and the normalised
+  error): one FAILED email when a problem starts, a short STILL FAILING reminder at most every
+  MEDALLION_ALERT_REMINDER_HOURS (default 4) while it keeps failing, one RECOVERED when the table
+  loads again; subjects count the failed runs;
+- tables (bronze: last load, silver and gold: what the data covers) went stale, got worse or
+  recovered: `freshness_email`, sent by `freshness.check()`;
+- a bronze table has a hole in its loaded intervals, or the hole was loaded: `gap_email`;
 - a layer's run (bronze, silver, gold) missed its deadline: `on_deadline_missed`, the DeadlineAlert
   callback (run by the triggerer).
 
-Recipients: Airflow Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS (comma-separated), read
-when sending, never at parse time. Mail goes out with providers-smtp's SmtpNotifier over the
+Every alert goes through the outbox (medallion.outbox, ops.alert_outbox): kept and retried until
+sent. Recipients: Airflow Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS (comma-separated),
+read when sending, never at parse time. Mail goes out with providers-smtp's SmtpNotifier over the
 connection `smtp_default` (config.SMTP_CONN_ID). Heavy imports stay inside functions: DAG files
 import this module for its callbacks.
 """
@@ -27,16 +33,24 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from medallion import config
+from medallion import config, outbox
 
 if TYPE_CHECKING:
-    from medallion.freshness import Change, TableFreshness
+    from medallion.freshness import Change, Gap, TableFreshness
 
 log = logging.getLogger(__name__)
 
 PREFIX = "[medallion]"
 RECIPIENTS_VARIABLE = "alert_emails"
 RECIPIENTS_ENV = "MEDALLION_ALERT_EMAILS"
+REMINDER_ENV = "MEDALLION_ALERT_REMINDER_HOURS"
+DEFAULT_REMINDER = timedelta(hours=4)
+# Where the recipients come from, for the DAGs' docs (the env var is invisible in the UI).
+RECIPIENTS_DOC = (
+    f"Alert emails go to the Airflow Variable `{RECIPIENTS_VARIABLE}` (Admin → Variables; comma-separated), "
+    f"else to env `{RECIPIENTS_ENV}` of the workers and triggerer. Undelivered alerts wait in "
+    "`ops.alert_outbox` (`select * from ops.alert_outbox_status`) and are retried by every freshness check."
+)
 
 
 # --- the message model: one structure, rendered as text and as HTML ---------------------------
@@ -355,25 +369,189 @@ def failure_email(failure: Failure, stale: list[TableFreshness] | None, freshnes
         "Fix the cause, then re-run what failed (safe: loads are idempotent):",
     ]
     doc.commands = [rerun_command(failure)]
-    doc.footer = "Sent once, after the last retry. Freshness: select * from ops.table_freshness;"
-    return doc.email(f"{PREFIX} FAILED {failure.dag_id}.{failure.label}")
+    end = "one email when the table loads again" if failure.table else "it is closed after a quiet period"
+    doc.footer = (f"One email per problem: the same error again sends nothing, a reminder at most every "
+                  f"{span(reminder_interval())} while it lasts, {end}. "
+                  "Freshness: select * from ops.table_freshness;")  # fmt: skip
+    return doc.email(f"{PREFIX} FAILED {failure.dag_id}.{failure.label} ({runs(1)})")
+
+
+def runs(n: int) -> str:
+    return "1 run" if n == 1 else f"{n} runs"
+
+
+# --- failures grouped by problem ---------------------------------------------------------------
+
+
+def reminder_interval() -> timedelta:
+    """MEDALLION_ALERT_REMINDER_HOURS: how often a problem that keeps failing is reminded (default 4h)."""
+    value = os.environ.get(REMINDER_ENV)
+    if not value:
+        return DEFAULT_REMINDER
+    try:
+        hours = float(value)
+    except ValueError:
+        raise config.ConfigError(f"{REMINDER_ENV} must be a number of hours, got {value!r}") from None
+    if hours <= 0:
+        raise config.ConfigError(f"{REMINDER_ENV} must be a positive number of hours, got {value!r}")
+    return timedelta(hours=hours)
+
+
+# What varies between failures of one problem: ids, timestamps, numbers (durations, pids, ports, rows).
+_VARYING = [
+    (re.compile(r"\b[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\b", re.I), "<id>"),
+    (re.compile(r"\b[0-9a-f]{16,}\b", re.I), "<id>"),
+    (re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([+-]\d{2}:?\d{2}|Z)?"), "<time>"),
+    (re.compile(r"\d+(\.\d+)?"), "#"),
+]
+
+
+def signature(error: str) -> str:
+    """A failure's error with what varies between runs blanked: equal signatures are one problem."""
+    for pattern, blank in _VARYING:
+        error = pattern.sub(blank, error)
+    return " ".join(error.split())[:500]
+
+
+@dataclass
+class Problem:
+    """A row of ops.failure_problems, and what this failure made of it."""
+
+    problem_id: int
+    label: str
+    error: str
+    runs: int
+    opened_at: datetime
+    first_run_id: str | None
+    last_run_id: str | None
+    log_url: str | None
+    news: str | None = None  # failure (a new problem) | reminder | None (nothing to send)
+
+
+def record_failure(wh, failure: Failure, reminder: timedelta | None = None) -> Problem:
+    """Count a failure into its open problem, or open one (caller's transaction, serialized by it).
+
+    news = 'failure' for a new problem, 'reminder' when its last email is older than `reminder`.
+    """
+    from psycopg.rows import class_row
+
+    reminder = reminder or reminder_interval()
+    key = (failure.dag_id, failure.task_id, failure.table or "", signature(failure.error))
+    returning = """returning problem_id, label, error, runs, opened_at, first_run_id, last_run_id, log_url,
+                             case when runs = 1 then 'failure' when last_emailed_at = now() then 'reminder' end
+                             as news"""
+    with wh.cursor(row_factory=class_row(Problem)) as cur:
+        problem = cur.execute(
+            f"""update {config.OPS_SCHEMA}.failure_problems
+                   set runs = runs + 1, error = %(error)s, last_run_id = %(run)s, log_url = %(log)s,
+                       last_failed_at = now(),
+                       emails = emails + (last_emailed_at < now() - %(reminder)s)::int,
+                       last_emailed_at = case when last_emailed_at < now() - %(reminder)s then now()
+                                              else last_emailed_at end
+                 where (dag_id, task_id, table_name, signature) = (%(dag)s, %(task)s, %(table)s, %(signature)s)
+                   and closed_at is null
+             {returning}""",
+            {"error": failure.error, "run": failure.run_id, "log": failure.log_url, "reminder": reminder,
+             "dag": key[0], "task": key[1], "table": key[2], "signature": key[3]},
+        ).fetchone()  # fmt: skip
+        if problem is None:
+            problem = cur.execute(
+                f"""insert into {config.OPS_SCHEMA}.failure_problems
+                        (dag_id, task_id, table_name, signature, label, error, first_run_id, last_run_id, log_url)
+                    values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                 {returning}""",
+                (*key, failure.label, failure.error, failure.run_id, failure.run_id, failure.log_url),
+            ).fetchone()
+    return problem
+
+
+def reminder_email(failure: Failure, problem: Problem) -> Email:
+    """Short: the problem goes on; the first FAILED email had the details."""
+    doc = Doc(lead=f"{failure.dag_id}.{failure.label} is still failing: {runs(problem.runs)} "
+                   f"since {when(problem.opened_at)}, with the same error.")  # fmt: skip
+    doc.facts = [("Error", failure.error), ("First run", problem.first_run_id or "-"),
+                 ("Latest run", failure.run_id), ("Log", failure.log_url)]  # fmt: skip
+    doc.steps = ["Fix the cause (the first FAILED email and the DAG's docs say how), then re-run:"]
+    doc.commands = [rerun_command(failure)]
+    doc.footer = (f"A reminder at most every {span(reminder_interval())} while the problem lasts; "
+                  "one email when the table loads again.")  # fmt: skip
+    return doc.email(f"{PREFIX} STILL FAILING {failure.dag_id}.{failure.label} ({runs(problem.runs)} "
+                     f"since {when(problem.opened_at)[5:16]})")  # fmt: skip
+
+
+def close_recovered_problems(wh) -> list[str]:
+    """Close the problems that are over and put their RECOVERED emails in the outbox (caller's transaction).
+
+    A bronze load's problem is over when its table loaded successfully after the last failure
+    (the ledger). A problem of any other task is closed quietly once it has not failed for the
+    reminder interval: its next failure is a new problem, with a new FAILED email.
+    """
+    reminder = reminder_interval()
+    recovered = wh.execute(
+        f"""with ok as (
+                select p.problem_id, b.finished_at, b.run_id
+                  from {config.OPS_SCHEMA}.failure_problems as p
+                 cross join lateral (
+                       select b.finished_at, b.run_id
+                         from {config.OPS_SCHEMA}.replication_batches as b
+                        where 'bronze_' || b.source = p.dag_id and b.table_name = p.table_name
+                          and b.status = 'success' and b.mode <> 'reconcile' and b.finished_at > p.last_failed_at
+                        order by b.finished_at
+                        limit 1
+                 ) as b
+                 where p.closed_at is null and p.table_name <> ''
+            )
+            update {config.OPS_SCHEMA}.failure_problems as p
+               set closed_at = now(), closed_because = 'loaded by ' || coalesce(ok.run_id, 'a manual load')
+              from ok
+             where p.problem_id = ok.problem_id
+         returning p.dag_id, p.label, p.error, p.runs, p.opened_at, p.last_failed_at, ok.finished_at, ok.run_id"""
+    ).fetchall()
+    wh.execute(
+        f"""update {config.OPS_SCHEMA}.failure_problems
+               set closed_at = now(), closed_because = 'no failure for ' || %s::interval::text
+             where closed_at is null and last_failed_at < now() - %s
+               and (table_name = '' or dag_id not in (select distinct 'bronze_' || source
+                                                        from {config.OPS_SCHEMA}.replication_batches))""",
+        (reminder, reminder),
+    )
+    for dag_id, label, error, n, opened_at, last_failed_at, loaded_at, run_id in recovered:
+        doc = Doc(lead=f"{dag_id}.{label} works again: the table loaded at {when(loaded_at)}.")
+        doc.facts = [("Was failing", f"{runs(n)}, {when(opened_at)} → {when(last_failed_at)}"), ("Error was", error),
+                     ("Loaded by", run_id or "-")]  # fmt: skip
+        doc.footer = "The runs that failed are loaded by the next runs (each continues from the last loaded window)."
+        outbox.enqueue(wh, doc.email(f"{PREFIX} RECOVERED {dag_id}.{label} after {runs(n)} failed"), "recovered")
+    return [f"{dag_id}.{label}" for dag_id, label, *_ in recovered]
 
 
 def on_task_failure(context: dict) -> None:
     """on_failure_callback of every task (dagkit.default_args): Airflow calls it once, after the last retry.
 
-    The email lists what is stale now (ops.table_freshness) and opens those freshness incidents, so
-    the freshness check does not announce them a second time.
+    One email per problem (record_failure). A new problem's email lists what is stale now
+    (ops.table_freshness) and opens those freshness incidents, so the freshness check does not
+    announce them a second time. The email goes through the outbox; with the warehouse down it is
+    sent directly (no grouping possible) and, if that fails too, logged in full.
     """
     from medallion import freshness
 
     try:
         failure = failure_from_context(context)
+        notified_by = f"failure of {failure.dag_id}.{failure.label}"
         try:
-            with freshness.tracking(f"failure of {failure.dag_id}.{failure.label}", close_recovered=False) as change:
-                send(failure_email(failure, change.stale))
+            with freshness.tracking(notified_by, incidents=False) as change:
+                problem = record_failure(change.wh, failure)
+                if problem.news == "failure":
+                    stale = freshness.record(change.wh, change.rows, notified_by, close_recovered=False).stale
+                    outbox.enqueue(change.wh, failure_email(failure, stale), "failure")
+                elif problem.news == "reminder":
+                    outbox.enqueue(change.wh, reminder_email(failure, problem), "reminder")
+                else:
+                    log.info("failure %d of a known problem (%s): no email", problem.runs, failure.error)
+            if change.delivery.undelivered:
+                log.error("alert not sent, kept in ops.alert_outbox for the next freshness check: %s",
+                          change.delivery.error)  # fmt: skip
         except freshness.FreshnessUnavailable as exc:
-            send(failure_email(failure, None, str(exc)))
+            outbox.send_without_outbox(failure_email(failure, None, str(exc)), str(exc))
     except Exception:  # never mask the task's own error with the alert's
         log.exception("could not send the failure alert")
 
@@ -419,15 +597,16 @@ def freshness_email(change: Change) -> Email:
     if new:
         kinds = {r.kind for r in stale}
         dags = sorted({f"bronze_{r.source}" for r in stale if r.kind == "bronze"})
-        dags += ["silver", "gold"] if "gold" in kinds else []
+        dags += ["silver", "gold"] if "gold" in kinds else ["silver"] if "silver" in kinds else []
         runs = ", ".join(f"{_base_url()}/dags/{d}/runs" for d in dags)
         doc.steps = [f"Are the runs failing (FAILED emails) or not running at all (DAG paused, scheduler down)? {runs}"]
-        if "gold" in kinds:
+        if kinds - {"bronze"}:
             doc.steps.append(
                 "Gold is rebuilt from silver, silver from bronze: a stale bronze table (in this list or in "
                 "select * from ops.table_freshness) or a failed silver run comes first; silver's run then starts gold."
             )
         what = {"bronze": "a manual run continues each table from its last load",
+                "silver": "a manual silver run rebuilds silver from bronze as it is now",
                 "gold": "a manual gold run rebuilds the marts from silver as it is now"}  # fmt: skip
         doc.steps.append(f"Once fixed, catch up now ({'; '.join(what[k] for k in sorted(kinds))}; safe to repeat):")
         groups: dict[tuple[str, str], list[str]] = {}
@@ -439,6 +618,41 @@ def freshness_email(change: Change) -> Email:
     checked = change.rows[0].checked_at if change.rows else None
     doc.footer = f"Checked {when(checked)}. The same facts: select * from ops.table_freshness;"
     return doc.email(subject)
+
+
+# --- holes in bronze's loaded intervals -------------------------------------------------------
+
+
+def gap_email(source: str, table: str, holes: list[Gap]) -> Email:
+    """A bronze table has intervals no successful load read (ops.replication_gaps): name them and the backfill."""
+    hours = sum(g.intervals for g in holes)
+    first = holes[0]
+    doc = Doc(lead=(f"bronze {table} was never loaded for {interval(first.gap_start, first.gap_end)}"
+                    + (f" and {len(holes) - 1} more hole(s)" if len(holes) > 1 else "")
+                    + f": {hours} hourly interval(s) to backfill."))  # fmt: skip
+    doc.facts = [("Table", f"bronze_{source}.{table}"), ("DAG", f"{_base_url()}/dags/bronze_{source}/runs")]
+    doc.sections.append((f"Holes ({len(holes)})", [
+        Item(interval(g.gap_start, g.gap_end),
+             [f"intervals {when(g.first_interval)} to {when(g.last_interval)} (their start), {g.intervals} run(s)"])
+        for g in holes
+    ]))  # fmt: skip
+    doc.steps = [
+        "Usual cause: runs never created (scheduler skipped them during a backfill or a pause) or failed and "
+        "never re-run. Loads of later intervals do not re-read these hours (only their lookback).",
+        "Backfill exactly these intervals (safe: loads are idempotent; --from-date and --to-date are the first "
+        "and last interval's start, both included):",
+    ]
+    doc.commands = [g.backfill_command for g in holes]
+    doc.footer = "Sent once per hole, and once when all are loaded. Details: select * from ops.replication_gaps;"
+    return doc.email(f"{PREFIX} HOLE bronze {table}: {hours} hour(s) never loaded, "
+                     f"from {when(first.first_interval)[:16]}")  # fmt: skip
+
+
+def gap_recovered_email(source: str, table: str, opened_at: datetime) -> Email:
+    doc = Doc(lead=f"bronze {table} has no hole any more: every interval since its first load is loaded.")
+    doc.facts = [("Table", f"bronze_{source}.{table}"), ("Hole seen since", when(opened_at))]
+    doc.footer = "The same facts: select * from ops.replication_gaps;"
+    return doc.email(f"{PREFIX} RECOVERED hole in bronze {table}")
 
 
 # --- deadline miss ---------------------------------------------------------------------------
@@ -492,7 +706,7 @@ def deadline_alert(context: dict, within_minutes: float | None = None) -> str:
     email = deadline_email(context, within_minutes)
     if email is None:
         return "no email"
-    return "sent to " + ", ".join(send(email))
+    return "sent to " + ", ".join(outbox.deliver(email, "deadline"))
 
 
 async def on_deadline_missed(context: dict | None = None, **kwargs: Any) -> str:

@@ -8,10 +8,11 @@ trouble and lost loads raise ordinary exceptions and are retried with backoff.
 from __future__ import annotations
 
 import logging
+import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
-from medallion import config, connections, replication
+from medallion import config, connections, replication, warehouse
 from medallion.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,15 @@ def _run_info(context: dict) -> dict:
 
 
 def load_table(table: str, *, full_refresh: bool, context: dict) -> dict:
-    """Replicate one table for the run's data interval; returns the batch summary (XCom)."""
+    """Replicate one table for the run's data interval; returns the batch summary (XCom).
+
+    Every failure reaches the ledger as a 'failed' row (so ops.table_freshness shows it): a batch
+    that failed records itself; a load that failed before its batch started (schema drift, source
+    down, bad declaration) or whose warehouse connection died is recorded here, on a connection
+    of its own.
+    """
     context["table"] = table  # shown as the mapped task's name in the UI (map_index_template)
+    started = datetime.now(UTC)
     try:
         spec = config.get_table(table)
         with ExitStack() as stack:
@@ -71,8 +79,12 @@ def load_table(table: str, *, full_refresh: bool, context: dict) -> dict:
                 run=_run_info(context),
                 now=datetime.now(UTC),
             )
-    except ConfigError as exc:  # includes schema drift: a retry will not fix it
-        raise _fail_now(exc) from None
+    except Exception as exc:
+        if getattr(exc, "failed_batch_id", None) is None:  # not in the ledger yet
+            _record_failed_load(table, full_refresh, context, started, exc)
+        if isinstance(exc, ConfigError):  # includes schema drift: a retry will not fix it
+            raise _fail_now(exc) from None
+        raise
     return {
         "table": table,
         "batch_id": result.batch_id,
@@ -84,6 +96,35 @@ def load_table(table: str, *, full_refresh: bool, context: dict) -> dict:
         "rows_per_s": round(result.rows_per_s),
         "schema_changes": result.schema_changes,
     }
+
+
+def _record_failed_load(table: str, full_refresh: bool, context: dict, started: datetime, exc: BaseException) -> None:
+    """A 'failed' ledger row for a load that has none, on a fresh warehouse connection."""
+    run = _run_info(context)
+    try:
+        spec = config.tables().get(table)
+    except ConfigError:  # the declarations are what failed: name the source after the DAG (bronze_<source>)
+        spec = None
+    dag_id = run.get("dag_id") or ""
+    source = spec.source if spec else (dag_id.removeprefix("bronze_") if dag_id.startswith("bronze_") else "unknown")
+    mode = "full" if spec and spec.mode == "full" else "full_refresh" if full_refresh else "incremental"
+    error = replication._first_line(exc)
+    try:
+        with connections.connect_airflow(config.WAREHOUSE_CONN_ID, "medallion-bronze-ledger") as wh:
+            with wh.transaction():
+                warehouse.migrate(wh)
+                wh.execute(
+                    f"""insert into {config.OPS_SCHEMA}.replication_batches
+                          (batch_id, source, table_name, mode, interval_start, interval_end, rows_read, rows_written,
+                           seconds, status, error, dag_id, run_id, started_at)
+                        values (%s, %s, %s, %s, %s, %s, 0, 0, %s, 'failed', %s, %s, %s, %s)""",
+                    (uuid.uuid4().hex, source, table, mode, context.get("data_interval_start"),
+                     context.get("data_interval_end"), (datetime.now(UTC) - started).total_seconds(), error,
+                     run.get("dag_id"), run.get("run_id"), started),
+                )  # fmt: skip
+        log.info("failed load of %s recorded in the ledger: %s", table, error)
+    except Exception:  # the warehouse is down too: the task's own error still says why
+        log.exception("could not record the failed load of %s in the ledger", table)
 
 
 def reconcile_table(table: str, *, context: dict) -> dict:

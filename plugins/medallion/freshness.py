@@ -12,12 +12,16 @@ freshness with one view in `include/sql/warehouse/002_freshness.sql`:
 
 - bronze: age of the table's last successful load (newest `success` row of the replication ledger);
   SLA: the source table's `freshness` in the sources YAML.
-- gold: age of the newest interval the table covers, not of its last rebuild: gold rebuilt five
-  minutes ago from a silver that is a day behind is a day stale. Every dbt model whose `meta`
-  declares `freshness` (the SLA) and `covered_by` (`{column, grain}`: a row with column = D covers
-  [D, D + grain)) is checked; `dbt_project.yml` declares both for the whole `marts` folder, a
+- gold (and silver): age of the newest interval the table covers, not of its last rebuild: gold
+  rebuilt five minutes ago from a silver that is a day behind is a day stale. Every dbt model whose
+  `meta` declares `freshness` (the SLA) and `covered_by` (`{column, grain}`: a row with column = D
+  covers [D, D + grain)) is checked; `dbt_project.yml` declares both for the whole `marts` folder, a
   model's YAML overrides them, so a new mart is checked without touching this code. They are read
-  from the dbt manifest (`make manifest`), dbt's own merge of folder and model config.
+  from the dbt manifest (`make manifest`), dbt's own merge of folder and model config. The kind is
+  the model's schema: gold_* is gold, silver_* is silver. Silver's incremental facts declare
+  `covered_by: _cursor` (in dbt_project.yml): the newest source change (bronze cursor) they hold,
+  so silver that stopped building, or builds from a bronze that stopped loading, goes stale;
+  silver's other models are rebuilt whole from bronze by the same build and need no SLA of their own.
   How: every check first measures `select max(<column>) from <schema>.<table>` (quoted
   identifiers, date and timestamp columns; covered until = max + one grain) into
   `ops.gold_coverage`, one short transaction per table with a lock timeout, then reads the view.
@@ -44,7 +48,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from medallion import config, connections, warehouse
+from medallion import config, connections, outbox, warehouse
 from medallion.config import DBT_PROJECT_DIR, OPS_SCHEMA, ConfigError
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,7 @@ MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 GRAINS = {"hour": "1 hour", "day": "1 day", "week": "7 days", "month": "1 month"}
 COVERED_BY_KEYS = {"column", "grain"}
 FRESHNESS_KEYS = {"warn_after", "error_after"}
-GOLD_SCHEMA_PREFIX = "gold_"
+MODEL_KINDS = {"silver_": "silver", "gold_": "gold"}  # dbt schema prefix -> kind of table
 # A check waits this long for a gold table's lock (dbt swapping the table in) before keeping the last measurement.
 MEASURE_LOCK_TIMEOUT = "3s"
 MEASURE_STATEMENT_TIMEOUT = "60s"
@@ -85,7 +89,7 @@ def label(kind: str, source: str, table_name: str) -> str:
 
 @dataclass(frozen=True)
 class TableFreshness:
-    """One row of ops.table_freshness."""
+    """One row of ops.table_freshness (the columns the emails use)."""
 
     kind: str
     source: str
@@ -136,6 +140,8 @@ class Change:
     opened: list[TableFreshness] = field(default_factory=list)  # stale now, not before
     worse: list[TableFreshness] = field(default_factory=list)  # warn before, error now
     recovered: list[Recovery] = field(default_factory=list)
+    wh: psycopg.Connection | None = field(default=None, repr=False)  # inside tracking(): its transaction
+    delivery: outbox.Delivery | None = None  # after tracking(): what its outbox drain sent
 
     @property
     def stale(self) -> list[TableFreshness]:
@@ -161,6 +167,14 @@ def bronze_slas() -> list[Sla]:
 
 
 def gold_slas(manifest: Path | None = None, project_dir: Path = DBT_PROJECT_DIR) -> list[Sla]:
+    return [s for s in model_slas(manifest, project_dir) if s.kind == "gold"]
+
+
+def silver_slas(manifest: Path | None = None, project_dir: Path = DBT_PROJECT_DIR) -> list[Sla]:
+    return [s for s in model_slas(manifest, project_dir) if s.kind == "silver"]
+
+
+def model_slas(manifest: Path | None = None, project_dir: Path = DBT_PROJECT_DIR) -> list[Sla]:
     """Every dbt model whose meta declares `freshness`, from the manifest; ConfigError names file:line."""
     manifest = manifest or MANIFEST
     try:
@@ -177,11 +191,11 @@ def gold_slas(manifest: Path | None = None, project_dir: Path = DBT_PROJECT_DIR)
         meta = node.get("config", {}).get("meta") or node.get("meta") or {}
         if meta.get("freshness") is None:  # not declared, or opted out with freshness: null
             continue
-        slas.append(_gold_sla(node, meta, project_dir))
+        slas.append(_model_sla(node, meta, project_dir))
     return slas
 
 
-def _gold_sla(node: dict, meta: dict, project_dir: Path) -> Sla:
+def _model_sla(node: dict, meta: dict, project_dir: Path) -> Sla:
     model, schema = node["name"], node["schema"]
     table = node.get("alias") or model
 
@@ -202,10 +216,12 @@ def _gold_sla(node: dict, meta: dict, project_dir: Path) -> Sla:
         shape = f"{{column: <date or timestamp column>, grain: {'|'.join(GRAINS)}}}"
         raise ConfigError(f"{where('covered_by')}: meta.freshness needs meta.covered_by: {shape} "
                           f"(what period a row covers), got {got}")  # fmt: skip
-    if not schema.startswith(GOLD_SCHEMA_PREFIX):
-        raise ConfigError(f"{where('freshness')}: meta.freshness is checked for gold models only "
-                          f"(schema {GOLD_SCHEMA_PREFIX}*), this one builds in {schema}")  # fmt: skip
-    return Sla("gold", schema, table, warn, error, _declared_at(node, "freshness", project_dir),
+    kind = next((k for prefix, k in MODEL_KINDS.items() if schema.startswith(prefix)), None)
+    if kind is None:
+        schemas = " or ".join(f"{prefix}*" for prefix in MODEL_KINDS)
+        raise ConfigError(f"{where('freshness')}: meta.freshness is checked for silver and gold models only "
+                          f"(schema {schemas}), this one builds in {schema}")  # fmt: skip
+    return Sla(kind, schema, table, warn, error, _declared_at(node, "freshness", project_dir),
                covered_by=covered["column"], covered_grain=covered.get("grain"))  # fmt: skip
 
 
@@ -231,20 +247,25 @@ def _declared_at(node: dict, key: str, project_dir: Path) -> str:
             value = meta[key]
             found = value["__line__"] if isinstance(value, dict) else meta["__line__"]
         level = level.get(part)
+    meta = level.get("+meta") if isinstance(level, dict) else None  # declared for the model itself
+    if isinstance(meta, dict) and key in meta:
+        value = meta[key]
+        found = value["__line__"] if isinstance(value, dict) else meta["__line__"]
     if found is not None:
         return f"{path}:{found}"
     return str(project_dir / node["original_file_path"])
 
 
-SLA_DECLARATIONS: dict[str, Callable[[], list[Sla]]] = {"bronze": bronze_slas, "gold": gold_slas}
+SLA_DECLARATIONS: dict[str, Callable[[], list[Sla]]] = {"bronze": bronze_slas, "silver": silver_slas,
+                                                        "gold": gold_slas}  # fmt: skip
 
 
 def catch_up_command(kind: str, source: str, tables: list[str]) -> str:
     """The command that brings stale tables of one kind and source up to date."""
     if kind == "bronze":  # a manual run continues each table from its last loaded window up to now
         return f"airflow dags trigger bronze_{source} -c '{json.dumps({'tables': sorted(tables)})}'"
-    if kind == "gold":  # a manual gold run rebuilds the marts from silver as it is now
-        return "airflow dags trigger gold"
+    if kind in ("silver", "gold"):  # a manual run rebuilds the layer from the one below as it is now
+        return f"airflow dags trigger {kind}"
     raise ValueError(f"no catch-up command for kind {kind!r}")
 
 
@@ -256,6 +277,19 @@ def prepare(wh: psycopg.Connection) -> None:
     with wh.transaction():
         warehouse.migrate(wh)
         sync_slas(wh)
+        _remember_base_url(wh)
+
+
+def _remember_base_url(wh: psycopg.Connection) -> None:
+    """Airflow's UI address, for ops.table_freshness's links (the view cannot read Airflow's config)."""
+    from medallion import alerts
+
+    wh.execute(
+        f"""insert into {OPS_SCHEMA}.settings as s (name, value) values ('airflow_base_url', %s)
+            on conflict (name) do update set value = excluded.value, updated_at = now()
+             where s.value <> excluded.value""",
+        (alerts._base_url(),),
+    )
 
 
 def sync_slas(wh: psycopg.Connection) -> int:
@@ -285,7 +319,7 @@ def sync_slas(wh: psycopg.Connection) -> int:
 
 
 def measure_gold(wh: psycopg.Connection) -> None:
-    """Measure what each gold table covers into ops.gold_coverage (commits; one transaction per table).
+    """Measure what each silver and gold table covers into ops.gold_coverage (commits; one transaction per table).
 
     covered until = max(covered_by) + one grain, as UTC (a date D covers [D 00:00 UTC, D + grain)).
     A missing table, an empty one or one that cannot be measured gets covered_until null and the
@@ -293,12 +327,14 @@ def measure_gold(wh: psycopg.Connection) -> None:
     """
     with wh.transaction():
         slas = wh.execute(
-            f"select source, table_name, covered_by, covered_grain from {OPS_SCHEMA}.table_slas where kind = 'gold'"
+            f"""select source, table_name, covered_by, covered_grain from {OPS_SCHEMA}.table_slas
+                 where covered_by is not null"""
         ).fetchall()
         wh.execute(
             f"""delete from {OPS_SCHEMA}.gold_coverage as c
                  where not exists (select from {OPS_SCHEMA}.table_slas as s
-                                    where (s.kind, s.source, s.table_name) = ('gold', c.source, c.table_name))"""
+                                    where (s.source, s.table_name) = (c.source, c.table_name)
+                                      and s.covered_by is not null)"""
         )
     for schema, table, column, grain in slas:
         try:
@@ -341,7 +377,7 @@ def _record_coverage(wh: psycopg.Connection, schema: str, table: str, covered_un
 
 def _coverage(wh: psycopg.Connection, schema: str, table: str, column: str,
               grain: str | None) -> tuple[datetime | None, str | None, str | None]:  # fmt: skip
-    """(covered until, newest value, error) of one gold table."""
+    """(covered until, newest value, error) of one silver or gold table."""
     relation = f"{schema}.{table}"
     if wh.execute("select to_regclass(%s)", (sql.Identifier(schema, table).as_string(wh),)).fetchone()[0] is None:
         return None, None, f"never built: {relation} does not exist"
@@ -424,46 +460,156 @@ def record(wh: psycopg.Connection, rows: list[TableFreshness], notified_by: str,
 
 
 @contextmanager
-def tracking(notified_by: str, close_recovered: bool = True) -> Iterator[Change]:
+def tracking(notified_by: str, close_recovered: bool = True, incidents: bool = True) -> Iterator[Change]:
     """Evaluate freshness and record incidents in one transaction, serialized across workers.
 
-    Send the email inside the `with` block: if sending fails, the incident changes roll back and
-    the next check reports them again (at least once, never silently dropped). Raises
+    Put the alerts into the outbox inside the `with` block (`outbox.enqueue(change.wh, ...)`): they
+    commit with the incident changes, and are sent when the block ends (`change.delivery`), with
+    any older alert still waiting. An error inside the block rolls everything back. Raises
     FreshnessUnavailable, before the block runs, when the warehouse cannot answer.
+    incidents=False: read freshness only; the caller may `record()` itself.
     """
     with ExitStack() as stack:
         try:
             wh = stack.enter_context(connections.connect_airflow(config.WAREHOUSE_CONN_ID, "medallion-freshness"))
             prepare(wh)
             measure_gold(wh)
-            stack.enter_context(wh.transaction())
-            wh.execute("select pg_advisory_xact_lock(hashtextextended('medallion:freshness', 0))")
-            change = record(wh, read(wh), notified_by, close_recovered)
         except (psycopg.Error, connections.ConnectionFailed, ConfigError) as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise FreshnessUnavailable(f"cannot read freshness from the warehouse: {reason}") from exc
-        yield change
+            raise _unavailable(exc) from exc
+        with wh.transaction():
+            try:
+                wh.execute("select pg_advisory_xact_lock(hashtextextended('medallion:freshness', 0))")
+                rows = read(wh)
+                change = record(wh, rows, notified_by, close_recovered) if incidents else Change(rows=rows)
+            except psycopg.Error as exc:
+                raise _unavailable(exc) from exc
+            change.wh = wh
+            yield change
+        change.wh = None
+        change.delivery = outbox.drain(wh)  # after the commit: the incidents stand even if SMTP is down
+
+
+def _unavailable(exc: Exception) -> FreshnessUnavailable:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return FreshnessUnavailable(f"cannot read freshness from the warehouse: {reason}")
+
+
+# --- holes in the loaded intervals -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Gap:
+    """One hole in a bronze table's loaded intervals (a row of ops.replication_gaps)."""
+
+    source: str
+    table_name: str
+    gap_start: datetime
+    gap_end: datetime
+    first_interval: datetime
+    last_interval: datetime
+    intervals: int
+    backfill_command: str
+
+
+@dataclass
+class GapNews:
+    opened: dict[tuple[str, str], list[Gap]] = field(default_factory=dict)  # new holes (with all current ones)
+    recovered: dict[tuple[str, str], datetime] = field(default_factory=dict)  # all loaded now: since when open
+
+
+def record_gaps(wh: psycopg.Connection) -> GapNews:
+    """Open, update and close ops.gap_incidents to match ops.replication_gaps (caller's transaction).
+
+    A table is news when it has a hole not announced before (a new incident, or a hole outside the
+    ones its open incident announced), and when every hole is loaded (recovered).
+    """
+    with wh.cursor(row_factory=class_row(Gap)) as cur:
+        gaps = cur.execute(
+            f"""select source, table_name, gap_start, gap_end, first_interval, last_interval, intervals,
+                       backfill_command
+                  from {OPS_SCHEMA}.replication_gaps"""
+        ).fetchall()
+    by_table: dict[tuple[str, str], list[Gap]] = {}
+    for gap in gaps:
+        by_table.setdefault((gap.source, gap.table_name), []).append(gap)
+    # the holes as one multirange, from two arrays (starts, ends)
+    now_gaps = """select range_agg(tstzrange(s, e))
+                    from unnest(%s::timestamptz[], %s::timestamptz[]) as g(s, e)"""
+    news = GapNews()
+    open_incidents = {
+        (source, table): opened_at
+        for source, table, opened_at in wh.execute(
+            f"select source, table_name, opened_at from {OPS_SCHEMA}.gap_incidents where closed_at is null for update"
+        )
+    }
+    for key, holes in sorted(by_table.items()):
+        starts, ends = [g.gap_start for g in holes], [g.gap_end for g in holes]
+        if key not in open_incidents:
+            wh.execute(
+                f"insert into {OPS_SCHEMA}.gap_incidents (source, table_name, gaps) values (%s, %s, ({now_gaps}))",
+                (*key, starts, ends),
+            )
+            news.opened[key] = holes
+            continue
+        announced = wh.execute(
+            f"""select gaps @> ({now_gaps}) from {OPS_SCHEMA}.gap_incidents
+                 where (source, table_name) = (%s, %s) and closed_at is null""",
+            (starts, ends, *key),
+        ).fetchone()[0]
+        wh.execute(
+            f"""update {OPS_SCHEMA}.gap_incidents set gaps = ({now_gaps})
+                 where (source, table_name) = (%s, %s) and closed_at is null""",
+            (starts, ends, *key),
+        )
+        if not announced:
+            news.opened[key] = holes
+    for key, opened_at in sorted(open_incidents.items()):
+        if key not in by_table:
+            wh.execute(
+                f"""update {OPS_SCHEMA}.gap_incidents set closed_at = now()
+                     where (source, table_name) = (%s, %s) and closed_at is null""",
+                key,
+            )
+            news.recovered[key] = opened_at
+    return news
 
 
 def check(strict: bool = True) -> dict:
     """The freshness task: email when tables go stale, get worse or recover; log a warning while stale.
 
+    The same check also emails holes in bronze's loaded intervals (ops.replication_gaps), recovered
+    failure problems (ops.failure_problems), and sends every alert still waiting in the outbox.
     Stale data never fails the task (that would mark a successful load failed). A check that cannot
     run or email (warehouse or SMTP down) fails when strict, so it retries and shows; with
-    strict=False (the check at the end of a load) it only logs: nothing was recorded, so the
-    `freshness` DAG's next check reports the same news.
+    strict=False (the check at the end of a load) it only logs. Either way the news is kept in the
+    outbox (or, warehouse down, not recorded at all) and the next check sends it.
     """
     from medallion import alerts
 
     try:
         with tracking(notified_by="freshness check") as change:
             if change.news:
-                alerts.send(alerts.freshness_email(change))
+                outbox.enqueue(change.wh, alerts.freshness_email(change), "freshness")
+            gaps = record_gaps(change.wh)
+            for key, holes in gaps.opened.items():
+                outbox.enqueue(change.wh, alerts.gap_email(*key, holes), "gap")
+            for key, opened_at in gaps.recovered.items():
+                outbox.enqueue(change.wh, alerts.gap_recovered_email(*key, opened_at), "gap")
+            recovered = alerts.close_recovered_problems(change.wh)
     except Exception as exc:
         if strict:
             raise
         log.error("freshness not checked or not emailed, left to the next check: %s", alerts.first_line(exc))
         return {"error": alerts.first_line(exc)}
+    undelivered = None
+    if change.delivery.undelivered:  # SMTP down: fail (strict), so the outage shows and the task retries
+        undelivered = outbox.AlertsUndelivered(
+            f"{change.delivery.waiting} alert(s) not sent, kept in {OPS_SCHEMA}.alert_outbox and retried by the "
+            f"next checks: {change.delivery.error}"
+        )
+        if strict:
+            raise undelivered
+        log.error("%s", undelivered)
     for row in change.stale:
         seen = "last load" if row.kind == "bronze" else "covers until"
         log.warning("%s %s is stale (%s): %s %s, age %s, SLA warn %s / error %s%s", row.kind, row.label, row.status,
@@ -477,4 +623,8 @@ def check(strict: bool = True) -> dict:
         "worse": [r.label for r in change.worse],
         "recovered": [r.label for r in change.recovered],
         "emailed": change.news,
-    }
+        "gaps": sorted(f"{s}.{t}" for s, t in gaps.opened),
+        "gaps_recovered": sorted(f"{s}.{t}" for s, t in gaps.recovered),
+        "problems_recovered": recovered,
+        "alerts_sent": len(change.delivery.sent),
+    } | ({"error": alerts.first_line(undelivered)} if undelivered else {})

@@ -847,21 +847,33 @@ def _batch(wh: psycopg.Connection, spec: TableSpec, result: BatchResult, started
             _record(wh, result, spec, "success", started, interval, run)
     except Exception as exc:
         result.seconds = time.monotonic() - t0
-        _record_failure(wh, result, spec, started, interval, run, exc)
-        if isinstance(exc, ConfigError):
+        recorded = _record_failure(wh, result, spec, started, interval, run, exc)
+        error = (
+            exc
+            if isinstance(exc, ConfigError)
+            else ReplicationError(f"{spec.qualified}: {what} failed: {_first_line(exc)}")
+        )
+        # bronze.load_table records failures that are not in the ledger yet (on a fresh connection)
+        error.failed_batch_id = result.batch_id if recorded else None
+        if error is exc:
             raise
-        raise ReplicationError(f"{spec.qualified}: {what} failed: {_first_line(exc)}") from exc
+        raise error from exc
 
 
-def _record_failure(wh, result, spec, started, interval, run, exc) -> None:
-    """Note a failed batch in the ledger, in its own transaction (the batch itself rolled back)."""
+def _record_failure(wh, result, spec, started, interval, run, exc) -> bool:
+    """Note a failed batch in the ledger, in its own transaction (the batch itself rolled back).
+
+    False when it could not (the warehouse connection died with the batch).
+    """
     try:
         if wh.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             wh.rollback()
         with wh.transaction():
             _record(wh, result, spec, "failed", started, interval, run, error=_first_line(exc))
+        return True
     except psycopg.Error:
         log.exception("could not record the failed batch %s in the ledger", result.batch_id)
+        return False
 
 
 def reconcile_deletes(
