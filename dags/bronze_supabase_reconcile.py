@@ -83,7 +83,7 @@ with DAG(
         """Log what each table's check found; email on-call when versions had to be appended."""
         return bronze.report_reconciliation(list(results), run_id)
 
-    @task(outlets=[dagkit.BRONZE_SUPABASE])
+    @task(outlets=[dagkit.BRONZE_SUPABASE], trigger_rule=TriggerRule.ALL_DONE)  # tables that did repair
     def republish(results: list[dict]) -> list[str]:
         """Versions were appended: publish bronze's asset without an interval, so silver re-reads every
         key (a repaired version carries its own, older cursor: no interval run would pick it up)."""

@@ -170,8 +170,9 @@ class _Sides:
     """The SQL of both sides: the source's due rows and bronze's latest live versions, as relations
     with the same columns (k0..kn: the key, _cursor, _h: the key's hash)."""
 
-    def __init__(self, spec, exprs, types, cursor_type, method, due, collatable):
+    def __init__(self, spec, exprs, types, cursor_type, method, due, collatable, inflight=True):
         self.spec, self.method = spec, method
+        self.inflight = inflight  # keys in flight to leave out of bronze's side (temp table _inflight)
         self.keys = list(spec.primary_key)
         self.types = types  # bronze column -> type
         self.cursor_type = cursor_type
@@ -189,7 +190,8 @@ class _Sides:
         expr = sql.SQL("{}::{}").format(sql.Identifier(alias, col), sql.SQL(self.types[col]))
         return sql.SQL('({} collate "C")').format(expr) if col in self.collatable else expr
 
-    def _hash(self, alias: str, columns: list[str]) -> sql.Composable:
+    def _hash(self, alias: str, columns: list[str], nullable: bool = True) -> sql.Composable:
+        """XOR of each column's 64-bit hash, seeded by its position (a NULL counts as the seed)."""
         terms = []
         for seed, col in enumerate(columns, 1):
             typ = self.cursor_type if col == "_cursor" else self.types[col]
@@ -197,11 +199,12 @@ class _Sides:
             fn = _HASHERS.get(typ) or ("hash_numeric_extended" if _NUMERIC_WITH_SCALE.fullmatch(typ) else None)
             if fn is None:
                 fn, value = "hashtextextended", sql.SQL("({})::text").format(value)
-            terms.append(sql.SQL("coalesce({}({}, {}), {})").format(sql.Identifier(fn), value, seed, seed))
+            term = sql.SQL("{}({}, {})").format(sql.Identifier(fn), value, seed)
+            terms.append(sql.SQL("coalesce({}, {})").format(term, seed) if nullable else term)
         return sql.SQL(" # ").join(terms)
 
     def _version_hash(self, alias: str) -> sql.Composable:
-        return self._hash(alias, [*self.keys, "_cursor"])
+        return self._hash(alias, [*self.keys, "_cursor"], nullable=False)  # used where _cursor is not null
 
     def _select_list(self, alias: str, h: sql.Composable) -> sql.Composable:
         keys = [
@@ -240,14 +243,16 @@ class _Sides:
                 "case when l._cursor is null then (select {} from {} as b2 where {} and b2._cursor is null "
                 "and b2._loaded_at = l._loaded_at limit 1) else {} end"
             ).format(self._hash("b2", self.columns), self.bronze, match, self._version_hash("l"))
-        inflight = sql.SQL(" and ").join(
-            sql.SQL("f.{} = l.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in self.keys
-        )
+        where = sql.SQL("l._deleted_at is null")
+        if self.inflight:
+            match = sql.SQL(" and ").join(
+                sql.SQL("f.{} = l.{}").format(sql.Identifier(k), sql.Identifier(k)) for k in self.keys
+            )
+            where = sql.SQL("{} and not exists (select from _inflight as f where {})").format(where, match)
         return sql.SQL(
             "(select {cols} from (select distinct on ({pk}) {inner} from {bronze} "
-            "order by {pk}, _cursor desc nulls last, _loaded_at desc) as l "
-            "where l._deleted_at is null and not exists (select from _inflight as f where {inflight})) as r"
-        ).format(cols=self._select_list("l", h), pk=pk, inner=inner, bronze=self.bronze, inflight=inflight)
+            "order by {pk}, _cursor desc nulls last, _loaded_at desc) as l where {where}) as r"
+        ).format(cols=self._select_list("l", h), pk=pk, inner=inner, bronze=self.bronze, where=where)
 
     # -- key ranges --
 
@@ -464,7 +469,9 @@ def reconcile(
             inflight = src.execute(sql.SQL("select {} from {} where not {}").format(
                 sql.SQL(", ").join(sides._key("s", k) for k in spec.primary_key), sides.source_rows, due
             )).fetchall()  # fmt: skip
-            _load_keys(wh, "_inflight", spec, bronze, inflight)
+            sides.inflight = bool(inflight)
+            if inflight:
+                _load_keys(wh, "_inflight", spec, bronze, inflight)
             with ThreadPoolExecutor(1, thread_name_prefix="reconcile-wh") as pool:
                 src_keys, br_keys = _Checker(sides, src, wh, pool, found).differing_keys()
             missing = [k for k in src_keys if k not in br_keys]
