@@ -7,9 +7,10 @@ current row, and bronze has no live key the source does not have.
 How (the data-diff approach, cost near a scan of each side when nothing differs):
 1. One aggregate per side over every due key: count and sum of a 64-bit hash per key, the source and
    the warehouse queried at the same time (a thread each). Equal: done, no row left either server.
-2. Otherwise the range is split into FANOUT sub-ranges at the source's key quantiles, both sides
-   aggregate each sub-range, and only the differing ones are split again, until a range holds at most
-   LEAF_KEYS keys: those keys (with cursor and hash) are fetched from both sides and compared.
+2. Otherwise the range is cut into about FANOUT sub-ranges at a sample of the source's keys (keys
+   whose hash matches a mask: deterministic, no sort), both sides aggregate each sub-range in one
+   grouped pass, and only the differing ones are cut again, until a range holds at most LEAF_KEYS
+   keys on a side: those keys (with cursor and hash) are fetched from both sides and compared.
 3. The repair is one batch (replication._batch: under the table's lock, with its ledger row, all or
    nothing): the rows of missing and stale keys are fetched from the source with binary COPY and
    appended as new versions; live keys the source no longer has get a tombstone.
@@ -39,10 +40,11 @@ import json
 import logging
 import math
 import re
+import statistics
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -150,6 +152,7 @@ class _Range:
     sum_src: int = 0
     n_br: int = 0
     sum_br: int = 0
+    sample: list[tuple] = field(default_factory=list)  # source keys inside, sorted: where to cut it next
 
     @property
     def differs(self) -> bool:
@@ -279,12 +282,12 @@ class _Sides:
             ors.append(sql.SQL("({})").format(sql.SQL(" and ").join(conds)) if conds else sql.SQL("true"))
         return sql.SQL("({})").format(sql.SQL(" or ").join(ors))
 
-    def bucket(self, lows: list[tuple]) -> sql.Composable:
-        """Index of the range a key falls in, given the sorted lower bounds (bucket 0: below the first)."""
-        if not lows:
+    def bucket(self, points: list[tuple]) -> sql.Composable:
+        """Index of the bucket a key falls in, given the sorted cut points (0: below the first)."""
+        if not points:
             return sql.SQL("0")
         return sql.SQL("width_bucket({}, array[{}])").format(
-            self.key_row(), sql.SQL(", ").join(self.literal(lo) for lo in lows)
+            self.key_row(), sql.SQL(", ").join(self.literal(p) for p in points)
         )
 
 
@@ -293,12 +296,38 @@ def _set_session(conn: psycopg.Connection) -> None:
         conn.execute("select set_config(%s, %s, true)", (name, value))
 
 
-def _key(row) -> tuple:
-    return tuple(row)
+def _cut_plan(parents: list[tuple[_Range, list[tuple]]]) -> tuple[list[tuple], list[tuple[int, _Range]]]:
+    """Cut each parent range at its cut keys: the sorted cut points for width_bucket(), and the bucket
+    index of every sub-range (the buckets between parents are gaps: rows there are not compared)."""
+    points: list[tuple] = []
+    subs: list[tuple[int, _Range]] = []
+    for parent, cuts in parents:
+        for lo, hi in zip([parent.lo, *cuts], [*cuts, parent.hi], strict=True):
+            if lo is None:
+                index = 0  # only the first parent can be unbounded below
+            else:
+                if not points or points[-1] != lo:
+                    points.append(lo)
+                index = len(points)
+            subs.append((index, _Range(lo, hi)))
+        if parent.hi is not None:
+            points.append(parent.hi)
+    return points, subs
+
+
+def _mask(rows_per_range: float) -> int:
+    """A hash mask keeping about FANOUT keys of a range this large (a deterministic sample, 1 in 2^k)."""
+    rate = max(1.0, rows_per_range / FANOUT)
+    return (1 << int(math.log2(rate))) - 1
 
 
 class _Checker:
-    """Compares both sides range by range; the source on `src` (one snapshot), bronze on `wh` in a thread."""
+    """Compares both sides range by range; the source on `src` (one snapshot), bronze on `wh` in a thread.
+
+    Each level is one grouped pass per side over the ranges being split, both servers at once; the
+    source's pass also samples the keys where each sub-range will be cut if it differs (keys whose hash
+    matches a mask: about FANOUT per sub-range), so no pass ever sorts the table.
+    """
 
     def __init__(self, sides: _Sides, src, wh, pool: ThreadPoolExecutor, found: Reconciliation):
         self.sides, self.src, self.wh, self.pool, self.found = sides, src, wh, pool, found
@@ -312,82 +341,115 @@ class _Checker:
             br_rows = pending.result()
         return src_rows, br_rows
 
-    def total(self) -> _Range:
-        query = "select count(*), coalesce(sum(r._h), 0) from {}"
-        (s,), (b,) = self._both(sql.SQL(query).format(self.src_rel), sql.SQL(query).format(self.br_rel))
-        self.found.ranges_compared += 1
-        return _Range(None, None, s[0], int(s[1]), b[0], int(b[1]))
-
-    def split(self, ranges: list[_Range]) -> list[_Range]:
-        """Sub-ranges of `ranges` at the source's key quantiles, with both sides' counts and sums."""
-        sides = self.sides
-        lows = [r.lo for r in ranges if r.lo is not None]
-        first = 0 if ranges[0].lo is None else 1  # bucket of ranges[0]
-        n_keys = len(sides.keys)
-        keys = sql.SQL(", ").join(sql.Identifier(f"k{i}") for i in range(n_keys))
-        # ntile per range in key order; the first key of each part is its lower bound
-        steps = sql.SQL(", ").join(sql.Literal(max(1, math.ceil(r.n_src / FANOUT))) for r in ranges)
-        query = sql.SQL(
-            "select rng, part, {keys}, n, s from ("
-            " select rng, part, {keys}, count(*) over w as n, sum(_h) over w as s,"
-            "        row_number() over (w order by {korder}) as rn"
-            " from (select {bucket} as rng, {keys}, _h,"
-            "              ((row_number() over (partition by {bucket} order by {k}) - 1)"
-            "               / (array[{steps}])[{bucket} - {first} + 1]) as part"
-            "       from {rel} where {ranges}) as t"
-            " window w as (partition by rng, part)) as q where rn = 1 order by rng, part"
-        ).format(
-            keys=keys, korder=sides.key_row("t"), bucket=sides.bucket(lows), k=sides.key_row(), steps=steps,
-            first=sql.Literal(first), rel=self.src_rel, ranges=sides.in_ranges(ranges),
-        )  # fmt: skip
-        subs: list[_Range] = []
-        parts = self.src.execute(query).fetchall()
-        by_range: dict[int, list] = {}
-        for row in parts:
-            by_range.setdefault(row[0] - first, []).append(row)
-        for i, parent in enumerate(ranges):
-            rows = by_range.get(i, [])
-            bounds = [parent.lo] + [_key(row[2 : 2 + n_keys]) for row in rows[1:]] + [parent.hi]
-            if not rows:
-                subs.append(_Range(parent.lo, parent.hi))
-            for j, row in enumerate(rows):
-                subs.append(_Range(bounds[j], bounds[j + 1], row[2 + n_keys], int(row[3 + n_keys])))
-        # bronze's counts and sums over the same sub-ranges
-        sub_lows = [s.lo for s in subs if s.lo is not None]
-        sub_first = 0 if subs[0].lo is None else 1
-        query = sql.SQL("select {} as b, count(*), sum(r._h) from {} where {} group by 1").format(
-            sides.bucket(sub_lows), self.br_rel, sides.in_ranges(ranges)
+    def _sample(self, mask: int, alias: str = "r") -> sql.Composable:
+        """Source-side aggregates: one array per key column of the keys whose hash matches `mask`
+        (unordered: an ordered aggregate would sort the whole pass; `_sort` orders the few kept)."""
+        return sql.SQL(", ").join(
+            sql.SQL("array_agg({}) filter (where ({}._h & {}) = 0)").format(
+                sql.Identifier(alias, f"k{i}"), sql.Identifier(alias), sql.Literal(mask)
+            )
+            for i in range(len(self.sides.keys))
         )
-        for b, n, s in self.wh.execute(query).fetchall():
-            sub = subs[b - sub_first]
-            sub.n_br, sub.sum_br = n, int(s)
+
+    def _sort(self, samples: dict[int, list]) -> dict[int, list[tuple]]:
+        """Each bucket's sampled keys in key order, as the source orders them (one small query)."""
+        n, types = len(self.sides.keys), [self.sides.types[k] for k in self.sides.keys]
+        buckets = [b for b, arrays in samples.items() if arrays[0] for _ in arrays[0]]
+        columns = [[v for arrays in samples.values() if arrays[0] for v in arrays[i]] for i in range(n)]
+        if not buckets:
+            return {}
+        # the arrays as parameters: thousands of keys, sent as values, not spelled into the SQL
+        arrays = sql.SQL(", ").join(sql.SQL("%s::{}[]").format(sql.SQL(t)) for t in ["int", *types])
+        names = sql.SQL(", ").join(sql.Identifier(x) for x in ["b", *(f"k{i}" for i in range(n))])
+        aggs = sql.SQL(", ").join(
+            sql.SQL("array_agg({} order by {})").format(sql.Identifier("r", f"k{i}"), self.sides.key_row())
+            for i in range(n)
+        )
+        query = sql.SQL("select r.b, {} from unnest({}) as r ({}) group by r.b").format(aggs, arrays, names)
+        return {row[0]: list(zip(*row[1:], strict=True)) for row in self.src.execute(query, [buckets, *columns])}
+
+    def total(self) -> _Range:
+        """The whole table, one checksum per side: all a reconciliation costs when nothing differs."""
+        query = sql.SQL("select count(*), coalesce(sum(r._h), 0) from {}")
+        (s,), (b,) = self._both(query.format(self.src_rel), query.format(self.br_rel))
+        self.found.ranges_compared += 1
+        top = _Range(None, None, s[0], int(s[1]), b[0], int(b[1]))
+        if top.differs and min(top.n_src, top.n_br) > LEAF_KEYS:  # where to cut it: a sample of its keys
+            (row,) = self.src.execute(sql.SQL("select {} from {}").format(self._sample(_mask(top.n_src)), self.src_rel))
+            top.sample = self._sort({0: list(row)}).get(0, [])
+        return top
+
+    def _scope(self, ranges: list[_Range]) -> sql.Composable:
+        """A few ranges: a predicate the key indexes serve. Many: none (one scan; gap buckets are ignored)."""
+        return self.sides.in_ranges(ranges) if len(ranges) <= 64 else sql.SQL("true")
+
+    def split(self, parents: list[_Range]) -> list[list[_Range]]:
+        """Cut each parent at its sampled keys; both sides' counts and sums per sub-range, in one pass each.
+
+        `parents` must be in key order; returns each parent's sub-ranges, in key order."""
+        plan = [(p, [k for k in p.sample if k != p.lo]) for p in parents]
+        points, subs = _cut_plan(plan)
+        size = statistics.median(p.n_src / (len(cuts) + 1) for p, cuts in plan)
+        bucket, where = self.sides.bucket(points), self._scope(parents)
+        # OFFSET 0: the planner then assumes few buckets and hashes them (it would sort the pass to group
+        # by an expression of a unique key)
+        keys = sql.SQL(", ").join(sql.Identifier("r", f"k{i}") for i in range(len(self.sides.keys)))
+        # sub-ranges this small are compared key by key if they differ: no need to know where to cut them
+        sample = self._sample(_mask(size), "t") if size > LEAF_KEYS else sql.SQL("null")
+        src_q = sql.SQL(
+            "select t.b, count(*), sum(t._h), {} from (select {} as b, {}, r._h from {} where {} offset 0) as t "
+            "group by 1"
+        ).format(sample, bucket, keys, self.src_rel, where)
+        br_q = sql.SQL(
+            "select t.b, count(*), sum(t._h) from (select {} as b, r._h from {} where {} offset 0) as t group by 1"
+        ).format(bucket, self.br_rel, where)
+        src_rows, br_rows = self._both(src_q, br_q)
+        by_bucket = dict(subs)
+        samples = {}
+        for b, count, total, *sample in src_rows:
+            if (sub := by_bucket.get(b)) is not None:
+                sub.n_src, sub.sum_src = count, int(total)
+                if sample[0] is not None:
+                    samples[b] = sample
+        for b, count, total in br_rows:
+            if (sub := by_bucket.get(b)) is not None:
+                sub.n_br, sub.sum_br = count, int(total)
+        for b, keys_in_order in self._sort({b: s for b, s in samples.items() if by_bucket[b].differs}).items():
+            by_bucket[b].sample = keys_in_order
         self.found.ranges_compared += len(subs)
-        return subs
+        out, it = [], iter(sub for _, sub in subs)
+        for _, cuts in plan:
+            out.append([next(it) for _ in range(len(cuts) + 1)])
+        return out
 
     def leaves(self, ranges: list[_Range]) -> tuple[dict, dict]:
         """Every key in `ranges`, both sides: {key: (cursor, hash)}."""
         n = len(self.sides.keys)
-        query = "select * from {} where {}"
-        where = self.sides.in_ranges(ranges)
-        s, b = self._both(sql.SQL(query).format(self.src_rel, where), sql.SQL(query).format(self.br_rel, where))
-        src = {_key(row[:n]): (row[n], int(row[n + 1])) for row in s}
-        br = {_key(row[:n]): (row[n], int(row[n + 1])) for row in b}
+        if len(ranges) <= 64:
+            where = self.sides.in_ranges(ranges)
+        else:  # one scan: the key's bucket among the leaves' bounds must be a leaf's
+            points, subs = _cut_plan([(r, []) for r in ranges])
+            ids = sql.SQL(", ").join(sql.Literal(b) for b, _ in subs)
+            where = sql.SQL("{} in ({})").format(self.sides.bucket(points), ids)
+        query = sql.SQL("select * from {} where {}")
+        s, b = self._both(query.format(self.src_rel, where), query.format(self.br_rel, where))
+        src = {tuple(row[:n]): (row[n], int(row[n + 1])) for row in s}
+        br = {tuple(row[:n]): (row[n], int(row[n + 1])) for row in b}
         self.found.keys_compared += len(src) + len(br)
         return src, br
 
     def differing_keys(self) -> tuple[dict, dict]:
         top = self.total()
         self.found.rows_checked = top.n_src
-        pending, leaves = ([top] if top.differs else []), []
-        while pending:
-            split = []
-            for r in pending:
-                if min(r.n_src, r.n_br) <= LEAF_KEYS:  # all keys are needed anyway when one side is small
-                    leaves.append(r)
-                else:
-                    split.append(r)
-            pending = [r for r in self.split(split) if r.differs] if split else []
-        return self.leaves(leaves) if leaves else ({}, {})
+        differing = [top] if top.differs else []  # always in key order
+
+        def small(r: _Range) -> bool:  # all its keys are needed anyway, or there is nowhere to cut it
+            return min(r.n_src, r.n_br) <= LEAF_KEYS or not [k for k in r.sample if k != r.lo]
+
+        while to_split := [r for r in differing if not small(r)]:
+            subs = dict(zip(map(id, to_split), self.split(to_split), strict=True))
+            differing = [sub for r in differing for sub in subs.get(id(r), [r]) if sub.differs]
+        return self.leaves(differing) if differing else ({}, {})
 
 
 def _load_keys(wh: psycopg.Connection, table: str, spec: TableSpec, bronze: sql.Identifier, keys) -> None:
