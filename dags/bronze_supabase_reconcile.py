@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, CronTriggerTimetable, Param, TriggerRule, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
-from airflow.utils.trigger_rule import TriggerRule
 
 from medallion import bronze, config, dagkit
 
