@@ -15,8 +15,8 @@ from checks import bronze_fingerprint, bronze_rows, source_fingerprint
 from conftest import AS_OF, STACK, reset_connection_databases
 from test_alerts import Inbox
 
-from medallion import config, demo_source, reconcile
-from medallion.replication import replicate
+from medallion import alerts, config, demo_source, reconcile
+from medallion.replication import ReplicationError, replicate
 
 HOUR = timedelta(hours=1)
 
@@ -316,3 +316,41 @@ def test_the_dag_repairs_a_late_commit_and_emails_on_call(airflow_db, inbox):
         assert "late commits" in body and "lookback_minutes" in body and "stale 1" in body
     assert dag.test(logical_date=AS_OF + 3 * HOUR).state == "success"  # nothing left: no email
     assert inbox.take() == []
+
+
+def test_a_failed_reconciliation_changes_nothing_and_is_in_the_ledger(dbs, spec):
+    s = spec("browser_sessions")
+    load(s, dbs)
+    with dbs.src_admin() as conn:
+        conn.execute("delete from browser_sessions where id = (select id from browser_sessions order by id limit 1)")
+        conn.execute("revoke select on browser_sessions from replicator")
+    with dbs.wh() as wh:
+        before = bronze_rows(wh, s)
+    with pytest.raises(ReplicationError, match=r"^bronze_supabase\.browser_sessions: reconciliation failed: "
+                                                r"permission denied for table browser_sessions$"):  # fmt: skip
+        check(s, dbs)
+    with dbs.wh() as wh:
+        assert bronze_rows(wh, s) == before
+        assert wh.execute("select status, error from ops.replication_batches where mode = 'reconcile'").fetchall() == [
+            ("failed", "permission denied for table browser_sessions")
+        ]
+
+
+def test_the_email_names_the_cause_and_deletes_alone_stay_quiet():
+    base = {"method": "versions", "rows_checked": 10, "checked_until": AS_OF.isoformat(), "missing": 0, "stale": 0,
+            "deleted": 0, "appended": 0, "tombstoned": 0, "late": 0, "null_cursor": 0, "unbumped": 0,
+            "late_oldest": None, "late_newest": None, "lookback_minutes": 15.0}  # fmt: skip
+    assert alerts.reconciliation_email([base | {"table": "users", "deleted": 3, "tombstoned": 3}]) is None
+    email = alerts.reconciliation_email([
+        base | {"table": "users", "missing": 2, "appended": 2, "late": 2, "lookback_minutes": 0.0,
+                "late_oldest": (AS_OF - HOUR).isoformat(), "late_newest": AS_OF.isoformat()},
+        base | {"table": "projects", "missing": 1, "appended": 1, "null_cursor": 1},
+    ], run_id="manual__1")  # fmt: skip
+    assert email.subject == (
+        "[medallion] REPAIRED 2 tables (bronze_supabase.projects, bronze_supabase.users): "
+        "3 row versions no load had copied"
+    )
+    for body in (email.text, email.html):
+        assert "lookback too short (lookback_minutes is 0)" in body
+        assert "NULL cursors: 1 rows whose updated_at is NULL" in body
+        assert "2026-10-31 23:00 UTC" in body and "manual__1" in body
