@@ -222,6 +222,20 @@ def test_a_few_hundred_differences_are_repaired_exactly(dbs, spec):
     assert proven == clean and proven > view[0]
 
 
+def test_dense_differences_are_compared_key_by_key_without_cutting_further(dbs, spec, monkeypatch):
+    """Every row stale (e.g. a bulk fix committed late): past MAX_CUTS it stops cutting ranges and
+    compares the keys, and still repairs exactly."""
+    s = big_table(dbs, spec, rows=20_000)
+    with dbs.src_admin() as conn:
+        conn.execute("update big_events set payload = 'bulk', updated_at = updated_at + interval '0.5 second'")
+    monkeypatch.setattr(reconcile, "MAX_CUTS", 10)
+    found = check(s, dbs)
+    assert (found.stale, found.appended, found.missing, found.deleted) == (20_000, 20_000, 0, 0)
+    assert found.ranges_compared == 1 and found.keys_compared == 40_000
+    assert_equal(s, dbs)
+    assert_nothing_found(s, dbs)
+
+
 def test_composite_keys_split_in_key_order_across_many_levels(dbs, spec, monkeypatch):
     """(tenant text, n int), tenants differing only in case: ranges are cut in the "C" collation on both sides."""
     monkeypatch.setattr(reconcile, "LEAF_KEYS", 8)

@@ -57,7 +57,8 @@ from medallion.config import SQL_DIR, TableSpec
 log = logging.getLogger(__name__)
 
 FANOUT = 32  # sub-ranges per differing range
-LEAF_KEYS = 512  # a differing range with at most this many keys on each side is compared key by key
+LEAF_KEYS = 64  # a differing range with at most this many keys on a side is compared key by key
+MAX_CUTS = 50_000  # more cut points than this in one level: differences are dense, compare key by key
 METHODS = ("versions", "rows")
 
 # Both sessions render values identically (the text fallback of the hash, key literals).
@@ -447,6 +448,8 @@ class _Checker:
             return min(r.n_src, r.n_br) <= LEAF_KEYS or not [k for k in r.sample if k != r.lo]
 
         while to_split := [r for r in differing if not small(r)]:
+            if sum(len(r.sample) for r in to_split) > MAX_CUTS:  # dense: cutting further costs more than it saves
+                break
             subs = dict(zip(map(id, to_split), self.split(to_split), strict=True))
             differing = [sub for r in differing for sub in subs.get(id(r), [r]) if sub.differs]
         return self.leaves(differing) if differing else ({}, {})
