@@ -319,7 +319,7 @@ def _cut_plan(parents: list[tuple[_Range, list[tuple]]]) -> tuple[list[tuple], l
 def _mask(rows_per_range: float) -> int:
     """A hash mask keeping about FANOUT keys of a range this large (a deterministic sample, 1 in 2^k)."""
     rate = max(1.0, rows_per_range / FANOUT)
-    return (1 << int(math.log2(rate))) - 1
+    return (1 << math.ceil(math.log2(rate))) - 1  # 1 in the next power of two: FANOUT/2 to FANOUT keys
 
 
 class _Checker:
