@@ -56,8 +56,9 @@ test: lint manifest browser  ## lint, then the whole suite (what CI runs)
 test-fast: venv manifest  ## everything but the end-to-end Airflow/dbt runs
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: venv manifest  ## replication vs a psql binary COPY pipe; silver+gold via Airflow vs bare dbt build
+bench: venv manifest  ## replication vs a psql binary COPY pipe; reconciliation vs count(*); silver+gold via Airflow vs bare dbt build
 	$(BIN)/python bench/copy_bench.py
+	$(BIN)/python bench/reconcile_bench.py
 	$(BIN)/python bench/transform_bench.py
 
 backfill: venv manifest  ## bronze -> silver -> gold for [FROM, TO) on the local stack, interval by interval (STEP=hour|day)

@@ -22,7 +22,8 @@ Tables and their keys, cursors, modes and freshness SLAs are declared once in
 
 **Guarantees**: a batch commits together with its ledger row (`ops.replication_batches`) or not
 at all; re-running an interval writes nothing twice (bronze keeps one row per key and cursor);
-a table's first load takes all its history. Hard deletes are found by `bronze_supabase_deletes`.
+a table's first load takes all its history. Hard deletes, and rows a load missed, are
+found and repaired by `bronze_supabase_reconcile`.
 
 **Connections**: `supabase_source` (session pooler on 5432 or direct, a role that bypasses RLS),
 `warehouse`.

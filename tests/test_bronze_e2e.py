@@ -37,7 +37,7 @@ def assert_bronze_equals_source(stack):
 
 def test_bronze_dag_loads_every_table_then_follows_inserts_updates_and_deletes(pipeline):
     stack, bag = pipeline
-    bronze, deletes = bag.get_dag("bronze_supabase"), bag.get_dag("bronze_supabase_deletes")
+    bronze, reconcile = bag.get_dag("bronze_supabase"), bag.get_dag("bronze_supabase_reconcile")
 
     run = bronze.test(logical_date=AS_OF)  # data interval [AS_OF - 1h, AS_OF): the first load
     assert run.state == "success"
@@ -47,7 +47,7 @@ def test_bronze_dag_loads_every_table_then_follows_inserts_updates_and_deletes(p
         changes = demo_source.advance(conn, hours=1, deletes=3)
     assert changes["browser_sessions (deleted)"] == 3
     assert bronze.test(logical_date=AS_OF + timedelta(hours=1)).state == "success"
-    assert deletes.test(logical_date=AS_OF + timedelta(hours=1)).state == "success"
+    assert reconcile.test(logical_date=AS_OF + timedelta(hours=1)).state == "success"
     assert_bronze_equals_source(stack)
 
     with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:

@@ -1,4 +1,7 @@
-"""The replication engine against real Postgres: windows, idempotency, full swap, deletes, drift, quoting."""
+"""The replication engine against real Postgres: windows, idempotency, full swap, drift, quoting.
+
+Hard deletes: tests/test_reconcile.py.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from conftest import AS_OF
 from medallion import demo_source
 from medallion.config import ConfigError
 from medallion.connections import ConnectionFailed, connect
-from medallion.replication import ReplicationError, SchemaDriftError, reconcile_deletes, replicate, widens
+from medallion.replication import ReplicationError, SchemaDriftError, replicate, widens
 
 HOUR = timedelta(hours=1)
 
@@ -142,33 +145,6 @@ def test_full_mode_swaps_atomically_readers_never_see_empty_or_partial(dbs, spec
     with dbs.src() as src, dbs.wh() as wh:
         assert bronze_fingerprint(wh, src, s) == source_fingerprint(src, s)
         assert bronze_rows(wh, s) == total - 10  # a snapshot: the deleted rows are gone
-
-
-def test_hard_deletes_become_tombstones(dbs, spec):
-    s = spec("browser_sessions")
-    load(s, dbs, AS_OF - HOUR, AS_OF)
-    with dbs.src_admin() as conn:
-        deleted = [
-            r[0]
-            for r in conn.execute(
-                "delete from browser_sessions where id in (select id from browser_sessions order by id limit 4) "
-                "returning id"
-            )
-        ]
-    with dbs.src() as src, dbs.wh() as wh:
-        result = reconcile_deletes(s, src, wh)
-        assert result.rows_written == 4
-        tomb = wh.execute(
-            "select id, _deleted_at is not null, status is null from bronze_supabase.browser_sessions "
-            "where _deleted_at is not null order by id"
-        ).fetchall()
-        assert [t[0] for t in tomb] == sorted(deleted) and all(t[1] and t[2] for t in tomb)
-        assert bronze_fingerprint(wh, src, s) == source_fingerprint(src, s)
-        assert reconcile_deletes(s, src, wh).rows_written == 0  # no second tombstone
-    # an incremental re-run of the same interval does not resurrect or remove tombstones
-    load(s, dbs, AS_OF - HOUR, AS_OF)
-    with dbs.src() as src, dbs.wh() as wh:
-        assert bronze_fingerprint(wh, src, s) == source_fingerprint(src, s)
 
 
 def test_new_source_column_appears_in_bronze(dbs, spec):

@@ -715,3 +715,69 @@ async def on_deadline_missed(context: dict | None = None, **kwargs: Any) -> str:
 
     # SMTP, Variable and Connection lookups are blocking: keep them off the triggerer's event loop
     return await asyncio.to_thread(deadline_alert, context or {}, kwargs.get("within_minutes"))
+
+
+# --- reconciliation repaired bronze ----------------------------------------------------------
+
+# A lookback shorter than this is named as the likely cause of late commits.
+SHORT_LOOKBACK_MINUTES = 5
+
+
+def reconciliation_email(results: list[dict], run_id: str | None = None) -> Email | None:
+    """Bronze had to be repaired: versions no load copied were appended (one email per run); None: quiet.
+
+    `results` are medallion.reconcile.Reconciliation.as_dict() of the run's tables. Hard deletes
+    alone (tombstones) are routine and send nothing: incremental loads cannot see them by design.
+    """
+    repaired = sorted((r for r in results if r and r.get("appended")), key=lambda r: r["table"])
+    if not repaired:
+        return None
+    declared = config.tables()
+    labels = [declared[r["table"]].qualified if r["table"] in declared else r["table"] for r in repaired]
+    total = sum(r["appended"] for r in repaired)
+    rows = "1 row version" if total == 1 else f"{total:,} row versions"
+    doc = Doc(lead=f"Reconciliation repaired bronze: {rows} that no load had copied"
+                   + (f" in {labels[0]}." if len(labels) == 1 else f" in {len(labels)} tables."))  # fmt: skip
+    items, advice = [], []
+    for label, r in zip(labels, repaired, strict=True):
+        spec = declared.get(r["table"])
+        cursor = spec.cursor if spec else "the cursor"
+        lines = [
+            f"{r['method']} check of {r['rows_checked']:,} source rows (cursor before {when(r['checked_until'])}): "
+            f"missing {r['missing']:,}, stale {r['stale']:,}, hard-deleted {r['deleted']:,}",
+            f"repaired: {r['appended']:,} versions appended, {r['tombstoned']:,} tombstones",
+        ]
+        if r["late"]:
+            lookback = r["lookback_minutes"]
+            cause = (f"lookback too short (lookback_minutes is {lookback:g})" if lookback < SHORT_LOOKBACK_MINUTES
+                     else "late commits")  # fmt: skip
+            lines.append(
+                f"likely cause: {cause}: {r['late']:,} versions with {cursor} between {when(r['late_oldest'])} and "
+                f"{when(r['late_newest'])}, in windows already loaded: their transactions committed after the load "
+                f"read those windows"
+            )
+            advice.append(
+                f"{label}: if late commits recur, raise lookback_minutes (now {lookback:g}) above your longest "
+                f"write transaction, in the table's declaration (include/dbt/models/staging/_supabase__sources.yml)."
+            )
+        if r["null_cursor"]:
+            lines.append(f"likely cause: NULL cursors: {r['null_cursor']:,} rows whose {cursor} is NULL, "
+                         "which no incremental window selects")  # fmt: skip
+            advice.append(
+                f"{label}: give {cursor} a value on insert (default now(), NOT NULL) or declare another cursor."
+            )
+        if r["unbumped"]:
+            lines.append(f"likely cause: {r['unbumped']:,} rows changed without their {cursor} moving "
+                         "(an UPDATE that does not set it)")  # fmt: skip
+            advice.append(f"{label}: find the writer that updates rows without setting {cursor} (a trigger can).")
+        items.append(Item(f"{label} — {r['appended']:,} versions appended", lines))
+    doc.facts = [("Tables", ", ".join(labels))] + ([("Run", run_id)] if run_id else [])
+    doc.sections.append((f"Repaired ({len(items)})", items))
+    doc.steps = [
+        "Nothing to re-run: bronze equals the source again, and silver re-reads every key on its next run.",
+        *advice,
+    ]
+    doc.footer = ("Hard deletes alone are routine (tombstoned, no email). What each reconciliation found: "
+                  "select * from ops.table_reconciliation;")  # fmt: skip
+    subject = labels[0] if len(labels) == 1 else f"{len(labels)} tables ({_names(labels)})"
+    return doc.email(f"{PREFIX} REPAIRED {subject}: {rows} no load had copied")

@@ -5,7 +5,7 @@
 
 Covers the data of [FROM, TO): for each interval `[start, end)` of the step it runs `bronze_supabase`,
 then `silver`, then `gold` with dag.test() (the DAGs' own code, tasks and dbt interval, in this process,
-against the stack's metadata DB); `bronze_supabase_deletes` runs once, after the first bronze
+against the stack's metadata DB); `bronze_supabase_reconcile` runs once, after the first bronze
 interval, so every later silver run drops the keys deleted in the source. A failed run stops the
 backfill and names the DAG and interval; rerunning the same command is safe (every layer is
 idempotent per interval). `--step day` gives each run a day-long data interval (the DAGs' hourly
@@ -66,7 +66,7 @@ def run(start: datetime, end: datetime, step: str = "hour", dag_folder: str | No
     bag = DagBag(dag_folder=dag_folder or str(config.ROOT / "dags"))
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
-    dags = {d: bag.get_dag(d) for d in (*ORDER, "bronze_supabase_deletes")}
+    dags = {d: bag.get_dag(d) for d in (*ORDER, "bronze_supabase_reconcile")}
     if step != "hour":
         timetable = CronDataIntervalTimetable(STEPS[step][0], timezone="UTC")
         dags["bronze_supabase"].timetable = timetable
@@ -90,7 +90,7 @@ def run(start: datetime, end: datetime, step: str = "hour", dag_folder: str | No
         log(f"[{n}/{len(todo)}] [{s:%Y-%m-%d %H:%M}, {e:%Y-%m-%d %H:%M}) UTC")
         one("bronze_supabase", e)
         if n == 1:
-            one("bronze_supabase_deletes", e)
+            one("bronze_supabase_reconcile", e)
         one("silver", e)
         one("gold", e)
 

@@ -1,4 +1,4 @@
-"""What the bronze DAG's tasks do: pick tables, load one table, reconcile deletes of one table.
+"""What the bronze DAGs' tasks do: pick tables, load one table, reconcile one table with its source.
 
 Kept out of the DAG file so the DAG reads like a sentence and the logic is testable on its own.
 Errors that a retry cannot fix (bad declaration, schema drift) fail the task at once; connection
@@ -12,7 +12,7 @@ import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
-from medallion import config, connections, replication, warehouse
+from medallion import config, connections, reconcile, replication, warehouse
 from medallion.config import ConfigError
 
 log = logging.getLogger(__name__)
@@ -127,21 +127,56 @@ def _record_failed_load(table: str, full_refresh: bool, context: dict, started: 
         log.exception("could not record the failed load of %s in the ledger", table)
 
 
-def reconcile_table(table: str, *, context: dict) -> dict:
-    """Tombstone hard deletes of one table."""
+def reconcile_table(table: str, *, method: str = "versions", context: dict) -> dict:
+    """Prove one bronze table equals its source and repair what differs (medallion.reconcile)."""
     context["table"] = table
     try:
         spec = config.get_table(table)
-        if not spec.reconcile_deletes:
-            log.info("%s: reconcile_deletes is off (mode %s); nothing to do", spec.qualified, spec.mode)
-            return {"table": table, "tombstones": 0}
         with ExitStack() as stack:
-            src = stack.enter_context(connections.connect_airflow(spec.source_conn_id, "medallion-deletes"))
-            wh = stack.enter_context(connections.connect_airflow(config.WAREHOUSE_CONN_ID, "medallion-deletes"))
-            result = replication.reconcile_deletes(spec, src, wh, run=_run_info(context))
+            src = stack.enter_context(connections.connect_airflow(spec.source_conn_id, "medallion-reconcile"))
+            wh = stack.enter_context(connections.connect_airflow(config.WAREHOUSE_CONN_ID, "medallion-reconcile"))
+            found = reconcile.reconcile(spec, src, wh, method=method, run=_run_info(context))
     except ConfigError as exc:
         raise _fail_now(exc) from None
-    return {"table": table, "source_keys": result.rows_read, "tombstones": result.rows_written}
+    return found.as_dict()
+
+
+# The scheduled run whose logical date falls in this UTC hour checks every column (method `rows`).
+DEEP_HOUR = 0
+
+
+def reconcile_method(deep: bool, dag_run=None) -> str:
+    """`rows` (deep) when asked for, and for the day's first scheduled run; `versions` otherwise."""
+    scheduled = getattr(dag_run, "run_type", None) == "scheduled"
+    logical = getattr(dag_run, "logical_date", None)
+    return "rows" if deep or (scheduled and logical is not None and logical.hour == DEEP_HOUR) else "versions"
+
+
+def report_reconciliation(results: list[dict], run_id: str | None = None) -> str:
+    """One line per table, logged; emails on-call when a table needed versions appended."""
+    from medallion import alerts, outbox
+
+    done = [r for r in results if r]
+    lines = [f"{'table':24} {'method':8} {'checked':>10} {'missing':>8} {'stale':>8} {'deleted':>8} {'repaired':>9}"]
+    for r in sorted(done, key=lambda r: r["table"]):
+        if r.get("skipped"):
+            lines.append(f"{r['table']:24} skipped: {r['skipped']}")
+            continue
+        lines.append(
+            f"{r['table']:24} {r['method']:8} {r['rows_checked']:>10,} {r['missing']:>8,} {r['stale']:>8,} "
+            f"{r['deleted']:>8,} {r['repaired']:>9,}"
+        )
+    text = "\n".join(lines)
+    log.info("reconciliation summary:\n%s", text)
+    email = alerts.reconciliation_email(done, run_id)
+    if email is not None:
+        try:
+            outbox.deliver(email, "reconciliation")
+            text += f"\nemailed: {email.subject}"
+        except outbox.AlertsUndelivered as exc:  # kept in the outbox: the next freshness check sends it
+            log.warning("%s", exc)
+            text += f"\nnot emailed yet (outbox): {email.subject}"
+    return text
 
 
 def report(results: list[dict]) -> str:

@@ -10,7 +10,7 @@ One call loads one table for one window, in one warehouse transaction together w
   only unseen versions are appended. The cursor (see Cursor) may be a timestamp, a local-time
   `timestamp`, a date or an integer id, with fallback columns where it is NULL.
 - full: the whole table is staged and swapped in atomically (small tables; also `full_refresh`).
-- reconcile_deletes: primary keys missing from the source get a tombstone row (_deleted_at).
+- proving bronze equals the source, and repairing it, is medallion.reconcile's job.
 """
 
 from __future__ import annotations
@@ -874,44 +874,3 @@ def _record_failure(wh, result, spec, started, interval, run, exc) -> bool:
     except psycopg.Error:
         log.exception("could not record the failed batch %s in the ledger", result.batch_id)
         return False
-
-
-def reconcile_deletes(
-    spec: TableSpec, src: psycopg.Connection, wh: psycopg.Connection, run: dict | None = None
-) -> BatchResult:
-    """Tombstone the bronze keys whose rows were hard-deleted in the source."""
-    run = run or {}
-    started = datetime.now(UTC)
-    result = BatchResult(uuid.uuid4().hex, spec.name, "reconcile", None, started, path="reconcile")
-    source_columns(src, spec)  # clear errors for a missing table or key column
-    bronze = sql.Identifier(spec.bronze_schema, spec.name)
-    keys = sql.Identifier(f"_keys_{spec.name}")
-    pk = sql.SQL(", ").join(sql.Identifier(c) for c in spec.primary_key)
-    warehouse.migrate(wh)  # the ledger row has columns of later migrations
-    with _batch(wh, spec, result, started, (None, None), run, "delete reconciliation"):
-        if bronze_columns(wh, spec) is None:
-            raise ConfigError(f"{spec.qualified} does not exist yet: run the bronze load before reconciling deletes")
-        wh.execute(
-            sql.SQL("create temp table {} on commit drop as select {} from {} with no data").format(keys, pk, bronze)
-        )
-        select = sql.SQL("select {} from {}").format(pk, sql.Identifier(spec.source_schema, spec.name))
-        result.rows_read = copy_stream(src, wh, select, keys, f"{spec.qualified} keys")
-        wh.execute(sql.SQL("analyze {}").format(keys))
-        wh.execute(sql.SQL("analyze {}").format(bronze))  # a bad estimate here means a nested loop over all keys
-        result.rows_written = wh.execute(
-            _template("insert_tombstones").format(
-                bronze=bronze,
-                pk_columns=pk,
-                source_keys=keys,
-                key_match=_pk_match(spec, "k", "latest"),
-                latest_pk=sql.SQL(", ").join(sql.Identifier("latest", c) for c in spec.primary_key),
-            )
-        ).rowcount
-    log.info(
-        "%s: %s source keys, %s hard deletes tombstoned in %.2fs",
-        spec.qualified,
-        f"{result.rows_read:,}",
-        f"{result.rows_written:,}",
-        result.seconds,
-    )
-    return result
