@@ -62,7 +62,7 @@ with DAG(
         "tables": bronze.tables_param(TABLES, "load"),
         "full_refresh": Param(
             False,
-            type="boolean",
+            type=["boolean", "null"],  # optional: the form marks a param without `null` as required
             title="Full refresh",
             description="Rebuild the chosen bronze tables from a fresh snapshot of the source (drops history).",
         ),
@@ -89,7 +89,9 @@ with DAG(
             outlet_events[dagkit.BRONZE_SUPABASE].extra = {
                 "interval_start": data_interval_start.isoformat(), "interval_end": data_interval_end.isoformat(),
             }  # fmt: skip
-        return bronze.report(list(results))
+        # one slice request: iterating the lazy sequence reads item by item until a request past the
+        # end fails, which Airflow logs as an `XCom not found ... offset=<n>` error on every run
+        return bronze.report(results[:])
 
     # Best effort and quick: the run stays open until it is done, and news it could not email
     # (SMTP or warehouse down) is emailed by the next check of the `freshness` DAG.

@@ -15,9 +15,9 @@ task runs the build; each `<model>_run` task is a light sensor showing that mode
 `tests` is the verdict of the layer's data tests. Marts are rebuilt in full on every run (they
 read the silver facts and dimensions), so a gold run is always consistent with silver. Metric
 definitions (MRR, active organizations, error rate, retention...): `include/dbt/README.md`.
-Last task `published` emits the `gold` asset.
+Last task `published` emits the `gold_tables` asset.
 
-**Upstream**: runs when `silver` has published (asset `silver`) and also hourly on its own data
+**Upstream**: runs when `silver` has published (asset `silver_tables`) and also hourly on its own data
 interval. Connection: `warehouse` (dbt profile built from it by Cosmos).
 
 **When it fails** (you got an email):

@@ -15,9 +15,9 @@ task runs the build; each `<model>_run` task is a light sensor showing that mode
 reports it; `tests` is the verdict of the layer's data tests. The incremental facts
 (`core_sessions`, `fct_browser_run`, `fct_event`, `fct_usage`) process only the keys bronze
 touched in the run's interval (`MEDALLION_INTERVAL_START` / `_END` in dbt's environment);
-everything else is rebuilt. Last task `published` emits the `silver` asset, which starts `gold`.
+everything else is rebuilt. Last task `published` emits the `silver_tables` asset, which starts `gold`.
 
-**Upstream**: runs when `bronze_supabase` lands (asset `bronze_supabase`; the interval comes from
+**Upstream**: runs when `bronze_supabase` lands (asset `bronze_supabase_tables`; the interval comes from
 the bronze run's event) and also hourly on its own data interval, so it can be backfilled.
 Connection: `warehouse` (dbt profile built from it by Cosmos).
 
