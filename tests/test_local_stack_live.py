@@ -125,18 +125,25 @@ def test_after_the_demos_run_the_scheduler_runs_every_later_interval_and_no_earl
         return done if len(done) >= len(wanted) else None
 
     done = wait_until(scheduled_done, 900, "the scheduler did not run the intervals after the demo's")
-    assert [ts(r["data_interval_start"]) for r in done] == wanted, "no hole, nothing before the start date"
+    # (a third run is fine if the clock passed NOW + 1h meanwhile; none may start before START)
+    assert [ts(r["data_interval_start"]) for r in done][: len(wanted)] == wanted, "no hole, nothing before START"
     assert {r["state"] for r in done} == {"success"}
     dag = client.api("GET", "/dags/bronze_supabase")
-    assert ts(dag["next_dagrun_logical_date"]) == NOW  # the next interval, [NOW, NOW + 1h), is due at NOW + 1h
+    assert ts(dag["next_dagrun_logical_date"]) >= NOW  # due at NOW + 1h: the scheduler is not stuck
 
     # a manual trigger (the form's defaults: no logical date) is one run, not a catch-up
     before = {r["dag_run_id"] for r in runs(client, "bronze_supabase")}
     client.api("POST", "/dags/bronze_supabase/dagRuns", json={"logical_date": None, "conf": {"tables": ["plans"]}})
     time.sleep(5)
     new = [r for r in runs(client, "bronze_supabase") if r["dag_run_id"] not in before]
-    assert [r["run_type"] for r in new] == ["manual"]
-    assert client.wait_for_run("bronze_supabase", new[0]["dag_run_id"]) == "success"
+    manual = [r for r in new if r["run_type"] == "manual"]
+    assert len(manual) == 1 and all(ts(r["logical_date"]) >= NOW for r in new if r["run_type"] == "scheduled")
+    assert client.wait_for_run("bronze_supabase", manual[0]["dag_run_id"]) == "success"
+
+    # every bronze run reads its mapped loads' results without Airflow logging `XCom not found`
+    logs = client.stack.base / "airflow" / "logs"
+    noisy = [str(p) for p in logs.rglob("*.log") if "XCom not found" in p.read_text(errors="replace")]
+    assert noisy == []
 
 
 def test_the_rerun_command_of_a_failed_email_really_reruns_the_task(local_airflow):
@@ -197,7 +204,7 @@ def test_sigterm_to_make_airflow_stops_every_airflow_process_and_frees_the_port(
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(120) is not None
     gone, alive = psutil.wait_procs(children, timeout=60)
-    assert alive == [], f"still running after SIGTERM: {[p.info for p in alive]}"
+    assert alive == [], f"still running after SIGTERM: {[p.pid for p in alive]}"
     port = local_airflow.port
     with socket.socket() as s:
         s.bind(("127.0.0.1", port))  # the UI's port is free again

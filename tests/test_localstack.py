@@ -150,3 +150,12 @@ def test_assets_are_not_named_like_the_dags():
     dag_ids = {p.stem for p in (config.ROOT / "dags").glob("*.py")}
     for asset in (dagkit.BRONZE_SUPABASE, dagkit.SILVER, dagkit.GOLD):
         assert asset.name not in dag_ids, asset.name
+
+
+def test_model_tasks_read_as_their_model_names(airflow_db):
+    """Item 13: the UI shows `fct_browser_run`, not Cosmos' `fct_browser_run_run` (task ids unchanged)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(config.ROOT / "dags")).get_dag("silver")
+    task = next(t for t in dag.tasks if t.task_id.endswith("fct_browser_run_run"))
+    assert task.task_display_name == "fct_browser_run"
