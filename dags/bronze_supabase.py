@@ -34,8 +34,11 @@ a table's first load takes all its history. Hard deletes are found by `bronze_su
 3. *schema drift in bronze_supabase.T.C*: a source column changed type incompatibly; alter the
    bronze column by hand (the message says from/to), then clear the task.
 4. *unknown table / not found in source*: the YAML declaration and the source disagree.
-5. Re-running is always safe: `airflow tasks clear bronze_supabase -s START -e END -y` or a backfill:
-   `airflow backfill create --dag-id bronze_supabase --from-date START --to-date END`.
+5. Re-running is always safe: the command in the FAILED email (`airflow tasks clear bronze_supabase
+   -t load -s LOGICAL_DATE -e LOGICAL_DATE -f -d -y`: `-t` is the task id, not a regex) or a backfill:
+   `airflow backfill create --dag-id bronze_supabase --from-date FIRST --to-date LAST`, where FIRST
+   and LAST are the *starts* of the first and last hours to load, both included (the UI's Backfill
+   From/To alike; `make backfill FROM TO` instead takes the end, TO excluded).
 
 **Alerts**: a task that fails after its last retry sends one email (error, log, what is stale, the
 command to re-run). `check_freshness` runs last, even when loads failed, and emails when tables go

@@ -28,8 +28,9 @@ interval. Connection: `warehouse` (dbt profile built from it by Cosmos).
 3. A failed data test (e.g. `assert_mrr_agrees_across_models`, `recency`) usually means silver is
    behind or wrong: check the last `silver` run first, rerun it, then gold.
 4. Reruns are always safe (gold is rebuilt from silver). Backfill a range:
-   `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack
-   `airflow backfill create --dag-id gold --from-date START --to-date END` after silver's.
+   `make backfill FROM=... TO=...` (bronze → silver → gold per hour of [FROM, TO)), or on the live stack
+   `airflow backfill create --dag-id gold --from-date FIRST --to-date LAST` (the first and
+   last hours' starts, both included) after silver's.
 
 **Deadline**: a run not done `MEDALLION_GOLD_DEADLINE_MINUTES` (default 60) after it was queued
 (a scheduled run at its interval end, an asset-triggered one when its upstream published) sends

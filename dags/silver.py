@@ -32,8 +32,9 @@ Connection: `warehouse` (dbt profile built from it by Cosmos).
    (`core_sessions+`).
 4. *on_schema_change* / a new column: trigger with `full_refresh` on.
 5. Reruns are always safe (incremental models recompute touched keys from bronze). Backfill a
-   range: `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack
-   `airflow backfill create --dag-id silver --from-date START --to-date END`.
+   range: `make backfill FROM=... TO=...` (bronze → silver → gold per hour of [FROM, TO)), or on the live stack
+   `airflow backfill create --dag-id silver --from-date FIRST --to-date LAST` (the first and
+   last hours' starts, both included).
 
 **Deadline**: a run not done `MEDALLION_SILVER_DEADLINE_MINUTES` (default 60) after it was queued
 (a scheduled run at its interval end, an asset-triggered one when its upstream published) sends

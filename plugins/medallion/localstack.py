@@ -397,7 +397,7 @@ NEXT_STEPS = """
 The Postgres servers and the mail sink keep running (data in {base}); `make down` stops them.
 Next:
   make demo       again: the source clock advances one hour, the next run has real incremental work
-  make airflow    the Airflow UI on the same databases; bronze/silver/gold continue from this interval
+  make airflow    the Airflow UI on the same databases; unpaused, bronze/silver/gold carry on after this hour
   mail            alert emails: http://127.0.0.1:{web}/ (Maildir {maildir})
 """
 
