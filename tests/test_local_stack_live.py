@@ -30,6 +30,7 @@ from medallion.liveairflow import LiveAirflow
 pytestmark = pytest.mark.slow
 NOW = demo_source.floor_hour(datetime.now(UTC))
 START = NOW - timedelta(hours=3)  # the bronze schedule's start date in this module
+LOGICAL = START + timedelta(minutes=30)  # of the run made to fail
 
 
 def _free_port() -> int:
@@ -150,12 +151,16 @@ def test_the_rerun_command_of_a_failed_email_really_reruns_the_task(local_airflo
     """Item 2 (and 3a): the FAILED email lands in the local mailbox; its command, run as printed, reruns the task."""
     client = local_airflow
     maildir = client.stack.base / "mail"
+    client.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
     with psycopg.connect(client.stack.source.uri("source"), autocommit=True) as src:
         src.execute("alter table public.plans rename to plans_away")
         try:
+            # after the start date (an earlier run gets no tasks), off the hour (no scheduled run's date)
             run = client.api("POST", "/dags/bronze_supabase/dagRuns", json={
-                "logical_date": (NOW - timedelta(hours=6)).isoformat(), "conf": {"tables": ["plans"]}})  # fmt: skip
-            assert client.wait_for_run("bronze_supabase", run["dag_run_id"], 600) == "failed"
+                "logical_date": LOGICAL.isoformat(), "conf": {"tables": ["plans"]}})  # fmt: skip
+            state = client.wait_for_run("bronze_supabase", run["dag_run_id"], 600)
+            tis = client.api("GET", f"/dags/bronze_supabase/dagRuns/{run['dag_run_id']}/taskInstances")
+            assert state == "failed", [(t["task_id"], t["map_index"], t["state"]) for t in tis["task_instances"]]
         finally:
             src.execute("alter table public.plans_away rename to plans")
 
