@@ -32,18 +32,21 @@ def localstack(*args: str, env: dict[str, str], timeout: float = 120) -> subproc
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
-def test_a_taken_port_is_one_line_naming_its_variable_before_any_initdb(tmp_path):
+@pytest.mark.parametrize(("command", "variable"), [("up", "MEDALLION_SOURCE_PORT"),
+                                                   ("airflow", "MEDALLION_AIRFLOW_PORT")])  # fmt: skip
+def test_a_taken_port_is_one_line_naming_its_variable_before_any_initdb(tmp_path, command, variable):
     """Item 10: no traceback, the variable to set, and nothing created under the local folder."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        proc = localstack("up", env={"MEDALLION_LOCAL_DIR": str(tmp_path), "MEDALLION_SOURCE_PORT": str(port),
-                                     "MEDALLION_WAREHOUSE_PORT": str(_free_port())})  # fmt: skip
+        env = {k: str(_free_port()) for k in ("MEDALLION_SOURCE_PORT", "MEDALLION_WAREHOUSE_PORT",
+                                              "MEDALLION_SMTP_PORT", "MEDALLION_MAIL_PORT")}  # fmt: skip
+        proc = localstack(command, env={**env, "MEDALLION_LOCAL_DIR": str(tmp_path), variable: str(port)})
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"port {port}" in lines[0] and "MEDALLION_SOURCE_PORT" in lines[0], proc.stderr
+    assert len(lines) == 1 and f"port {port}" in lines[0] and variable in lines[0], proc.stderr
     assert not list(tmp_path.rglob("PG_VERSION")), "initdb ran before the port was checked"
 
 

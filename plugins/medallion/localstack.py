@@ -413,9 +413,10 @@ def _stop_on_signals() -> None:
 
 
 def airflow(stack: Stack) -> None:
-    from medallion.liveairflow import LiveAirflow
+    from medallion.liveairflow import AirflowStartError, LiveAirflow
 
     _stop_on_signals()
+    check_port(port("MEDALLION_AIRFLOW_PORT"), "Airflow UI", "MEDALLION_AIRFLOW_PORT")  # before initdb and seeding
     stack.up(mail=True)
     stack.start_date()
     seed_if_empty(stack, demo_source.floor_hour(datetime.now(UTC)))
@@ -435,6 +436,8 @@ def airflow(stack: Stack) -> None:
         print("an Airflow process exited; stopping the others", file=sys.stderr)
     except KeyboardInterrupt:
         pass
+    except AirflowStartError as exc:  # a taken port, a component that died: one line, no traceback
+        raise LocalStackError(str(exc)) from None
     finally:
         live.stop()
 
