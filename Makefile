@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PYTHONPATH := $(CURDIR)/plugins
 
-.PHONY: venv lock manifest browser demo test test-fast bench backfill airflow lint format hooks down clean
+.PHONY: venv lock manifest browser demo test test-fast bench backfill airflow env lint format hooks down clean
 
 # The venv installs the dev lock exactly: every package pinned there, nothing resolved at install
 # time (--no-deps), then `pip check` proves the lock is complete and consistent.
@@ -61,12 +61,15 @@ bench: venv manifest  ## replication vs a psql binary COPY pipe; reconciliation 
 	$(BIN)/python bench/reconcile_bench.py
 	$(BIN)/python bench/transform_bench.py
 
-backfill: venv manifest  ## bronze -> silver -> gold for [FROM, TO) on the local stack, interval by interval (STEP=hour|day)
-	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day]"; exit 2; }
-	$(BIN)/python -m medallion.backfill --local-stack --from "$(FROM)" --to "$(TO)" --step $(or $(STEP),hour)
+backfill: venv manifest  ## bronze -> silver -> gold for the intervals of [FROM, TO) on the local stack (STEP=hour|day, DRY=1 lists them)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day] [DRY=1]"; exit 2; }
+	$(BIN)/python -m medallion.backfill --local-stack --from "$(FROM)" --to "$(TO)" --step $(or $(STEP),hour) $(if $(DRY),--dry-run)
 
-airflow: venv manifest  ## Airflow UI and scheduler on the local stack: http://localhost:8080
+airflow: venv manifest  ## Airflow UI and scheduler on the local stack: http://localhost:8080 (MEDALLION_AIRFLOW_PORT)
 	$(BIN)/python -m medallion.localstack airflow
+
+env:  ## `export` lines for the airflow CLI against the local stack: eval "$$(make -s env)"
+	@$(BIN)/python -m medallion.localstack env
 
 # Python: ruff (rules and format in pyproject.toml). SQL: sqlfluff (style in include/.sqlfluff),
 # run from each SQL folder because sqlfluff takes the templater from the working directory's config:
@@ -88,7 +91,7 @@ format: venv  ## ruff format + ruff check --fix, sqlfluff fix on the dbt models 
 hooks: venv  ## install the git pre-commit hook (.pre-commit-config.yaml: ruff, sqlfluff, check-yaml, private keys)
 	$(BIN)/pre-commit install
 
-down:  ## stop the local Postgres servers (data stays in .local/)
+down:  ## stop the local Postgres servers and the mail sink (data stays in .local/)
 	$(BIN)/python -m medallion.localstack down
 
 clean: down

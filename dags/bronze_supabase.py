@@ -42,8 +42,11 @@ found and repaired by `bronze_supabase_reconcile`.
    task. *source type ... bronze cannot hold it*: a column of a pseudo-type; *_cursor is ... but the
    declared cursor needs ...*: the cursor changed kind; both say what to do.
 4. *unknown table / not found in source*: the YAML declaration and the source disagree.
-5. Re-running is always safe: `airflow tasks clear bronze_supabase -s START -e END -y` or a backfill:
-   `airflow backfill create --dag-id bronze_supabase --from-date START --to-date END`.
+5. Re-running is always safe: the command in the FAILED email (`airflow tasks clear bronze_supabase
+   -t load -s LOGICAL_DATE -e LOGICAL_DATE -f -d -y`: `-t` is the task id, not a regex) or a backfill:
+   `airflow backfill create --dag-id bronze_supabase --from-date FIRST --to-date LAST`, where FIRST
+   and LAST are the *starts* of the first and last hours to load, both included (the UI's Backfill
+   From/To alike; `make backfill FROM TO` instead takes the end, TO excluded).
 
 **Alerts** (to the Airflow Variable `alert_emails`, else env `MEDALLION_ALERT_EMAILS`): a task
 that fails after its last retry sends one email per problem (error, log, what is stale, the command
@@ -74,7 +77,7 @@ with DAG(
         "tables": bronze.tables_param(TABLES, "load"),
         "full_refresh": Param(
             False,
-            type="boolean",
+            type=["boolean", "null"],  # optional: the form marks a param without `null` as required
             title="Full refresh",
             description="Rebuild the chosen bronze tables from a fresh snapshot of the source (drops history).",
         ),
@@ -101,7 +104,9 @@ with DAG(
             outlet_events[dagkit.BRONZE_SUPABASE].extra = {
                 "interval_start": data_interval_start.isoformat(), "interval_end": data_interval_end.isoformat(),
             }  # fmt: skip
-        return bronze.report(list(results))
+        # one slice request: iterating the lazy sequence reads item by item until a request past the
+        # end fails, which Airflow logs as an `XCom not found ... offset=<n>` error on every run
+        return bronze.report(results[:])
 
     # Best effort and quick: the run stays open until it is done, and news it could not email
     # (SMTP or warehouse down) is emailed by the next check of the `freshness` DAG.

@@ -15,9 +15,9 @@ task runs the build; each `<model>_run` task is a light sensor showing that mode
 `tests` is the verdict of the layer's data tests. Marts are rebuilt in full on every run (they
 read the silver facts and dimensions), so a gold run is always consistent with silver. Metric
 definitions (MRR, active organizations, error rate, retention...): `include/dbt/README.md`.
-Last task `published` emits the `gold` asset.
+Last task `published` emits the `gold_tables` asset.
 
-**Upstream**: runs when `silver` has published (asset `silver`) and also hourly on its own data
+**Upstream**: runs when `silver` has published (asset `silver_tables`) and also hourly on its own data
 interval. Connection: `warehouse` (dbt profile built from it by Cosmos).
 
 **When it fails** (you got an email):
@@ -28,8 +28,9 @@ interval. Connection: `warehouse` (dbt profile built from it by Cosmos).
 3. A failed data test (e.g. `assert_mrr_agrees_across_models`, `recency`) usually means silver is
    behind or wrong: check the last `silver` run first, rerun it, then gold.
 4. Reruns are always safe (gold is rebuilt from silver). Backfill a range:
-   `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack
-   `airflow backfill create --dag-id gold --from-date START --to-date END` after silver's.
+   `make backfill FROM=... TO=...` (bronze → silver → gold per hour of [FROM, TO)), or on the live stack
+   `airflow backfill create --dag-id gold --from-date FIRST --to-date LAST` (the first and
+   last hours' starts, both included) after silver's.
 
 **Deadline**: a run not done `MEDALLION_GOLD_DEADLINE_MINUTES` (default 60) after it was queued
 (a scheduled run at its interval end, an asset-triggered one when its upstream published) sends

@@ -15,9 +15,9 @@ task runs the build; each `<model>_run` task is a light sensor showing that mode
 reports it; `tests` is the verdict of the layer's data tests. The incremental facts
 (`core_sessions`, `fct_browser_run`, `fct_event`, `fct_usage`) process only the keys bronze
 touched in the run's interval (`MEDALLION_INTERVAL_START` / `_END` in dbt's environment);
-everything else is rebuilt. Last task `published` emits the `silver` asset, which starts `gold`.
+everything else is rebuilt. Last task `published` emits the `silver_tables` asset, which starts `gold`.
 
-**Upstream**: runs when `bronze_supabase` lands (asset `bronze_supabase`; the interval comes from
+**Upstream**: runs when `bronze_supabase` lands (asset `bronze_supabase_tables`; the interval comes from
 the bronze run's event) and also hourly on its own data interval, so it can be backfilled.
 Connection: `warehouse` (dbt profile built from it by Cosmos).
 
@@ -32,8 +32,9 @@ Connection: `warehouse` (dbt profile built from it by Cosmos).
    (`core_sessions+`).
 4. *on_schema_change* / a new column: trigger with `full_refresh` on.
 5. Reruns are always safe (incremental models recompute touched keys from bronze). Backfill a
-   range: `make backfill FROM=... TO=...` (bronze → silver → gold per hour), or on the live stack
-   `airflow backfill create --dag-id silver --from-date START --to-date END`.
+   range: `make backfill FROM=... TO=...` (bronze → silver → gold per hour of [FROM, TO)), or on the live stack
+   `airflow backfill create --dag-id silver --from-date FIRST --to-date LAST` (the first and
+   last hours' starts, both included).
 
 **Deadline**: a run not done `MEDALLION_SILVER_DEADLINE_MINUTES` (default 60) after it was queued
 (a scheduled run at its interval end, an asset-triggered one when its upstream published) sends

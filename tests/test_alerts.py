@@ -231,8 +231,7 @@ def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline
     assert mail.to == [RECIPIENT]
     assert mail.content_type == "multipart/alternative" and mail.text and mail.html
     command = (
-        "airflow tasks clear bronze_supabase -t '^load$' -s 2026-11-01T01:00:00+00:00 "
-        "-e 2026-11-01T01:00:00+00:00 -f -d -y"
+        "airflow tasks clear bronze_supabase -t load -s 2026-11-01T01:00:00+00:00 -e 2026-11-01T01:00:00+00:00 -f -d -y"
     )
     assert_in_both(
         mail,

@@ -119,7 +119,7 @@ def wait_for_asset_run(live, dag_id: str, after: str, timeout: float = 900) -> d
 
 
 def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_assets(live):
-    """bronze lands -> `bronze_supabase` asset -> silver -> `silver` asset -> gold, all by the scheduler."""
+    """bronze lands -> `bronze_supabase_tables` asset -> silver -> `silver_tables` asset -> gold, by the scheduler."""
     for dag_id in ("bronze_supabase", "silver"):
         live.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     bronze = live.api("POST", "/dags/bronze_supabase/dagRuns", json={"logical_date": None})
@@ -226,7 +226,12 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
             dialog = page.get_by_role("dialog").filter(has_text="Trigger Dag - bronze_supabase")
             expect(dialog.get_by_text("Tables to load; leave empty for all.")).to_be_visible()  # our Param's text
             expect(dialog.get_by_role("checkbox", name="Full refresh")).to_be_visible()
-            dialog.get_by_placeholder("Enter each string on a new line").fill("plans")
+            for name in ("Tables", "Full refresh"):  # optional params: no required-field `*` by their label
+                label = dialog.locator("label", has_text=name).first.inner_text()
+                assert "*" not in label, label
+            tables = dialog.get_by_label("Select one or multiple values")  # a pick list of the declared tables
+            tables.fill("plans")
+            tables.press("Enter")
             page.screenshot(path=ARTIFACTS / "3-trigger-form.png")
             newest = {"order_by": "-run_after", "limit": 20}  # other tests leave many runs (a backfill)
             before = {

@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -335,10 +336,16 @@ def failure_from_context(context: dict) -> Failure:
 
 
 def rerun_command(failure: Failure) -> str:
-    """The exact command that re-runs what failed (safe: every load is idempotent)."""
+    """The exact command that re-runs what failed (safe: every load is idempotent).
+
+    Airflow 3.3's `tasks clear -t` keeps the tasks whose id *contains* the text (no regex: '^load$'
+    matched nothing and the command silently did nothing), so -t is the plain task id; -f clears only
+    failed (and upstream-failed) task instances, -d what follows them, in the run of that logical date.
+    """
     if failure.logical_date is not None:
         ts = failure.logical_date.isoformat()
-        return f"airflow tasks clear {failure.dag_id} -t '^{re.escape(failure.task_id)}$' -s {ts} -e {ts} -f -d -y"
+        task = shlex.quote(failure.task_id)
+        return f"airflow tasks clear {failure.dag_id} -t {task} -s {ts} -e {ts} -f -d -y"
     # a run without a logical date continues from the last loaded window: trigger another one
     if failure.table and failure.dag_id.startswith("bronze_"):
         return f"airflow dags trigger {failure.dag_id} -c '{json.dumps({'tables': [failure.table]})}'"

@@ -12,9 +12,12 @@ idempotent per interval). `--step day` gives each run a day-long data interval (
 cron swapped for a daily one in this process): same code path, 24× fewer runs.
 
 This is the no-scheduler path (the local stack, tests, CI). On a running Airflow use its own backfill,
-which the scheduler executes run by run (`max_active_runs=1`):
+which the scheduler executes run by run (`max_active_runs=1`). Its range means something else:
+Airflow runs every interval whose *start* (logical date) lies in [--from-date, --to-date], both
+ends included, so the same data [FROM, TO) is `--to-date` = the last hour's start, TO - 1h (the
+UI's Backfill form: From = FROM, To = TO - 1h). `--dry-run` prints the intervals and that command:
 
-    airflow backfill create --dag-id bronze_supabase --from-date FROM --to-date TO --reprocess-behavior completed
+    airflow backfill create --dag-id bronze_supabase --from-date FROM --to-date TO-1h --reprocess-behavior completed
 
 and silver and gold follow on their own: each bronze run's asset event carries its interval, silver
 runs on it (several events: the span of their intervals), then gold on silver's event. To rebuild only
@@ -52,6 +55,13 @@ def intervals(start: datetime, end: datetime, step: str) -> list[tuple[datetime,
         out.append((t, t + width))
         t += width
     return out
+
+
+def airflow_command(start: datetime, end: datetime, dag_id: str = "bronze_supabase") -> str:
+    """Airflow's backfill of the hourly DAG over the data [start, end): its --to-date is the last hour's start."""
+    last = end - STEPS["hour"][1]
+    return (f"airflow backfill create --dag-id {dag_id} --from-date {start:%Y-%m-%dT%H:%M} "
+            f"--to-date {last:%Y-%m-%dT%H:%M} --reprocess-behavior completed")  # fmt: skip
 
 
 def run(start: datetime, end: datetime, step: str = "hour", dag_folder: str | None = None, log=print) -> None:
@@ -101,12 +111,19 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--to", dest="end", required=True, help="last interval end (ISO, exclusive)")
     ap.add_argument("--step", choices=sorted(STEPS), default="hour", help="interval width (default: hour)")
     ap.add_argument("--local-stack", action="store_true", help="point Airflow at the local stack (.local/)")
+    ap.add_argument("--dry-run", action="store_true", help="list the intervals and Airflow's equivalent backfill")
     args = ap.parse_args(argv)
     try:
         start, end = _utc(args.start), _utc(args.end)
-        intervals(start, end, args.step)
+        todo = intervals(start, end, args.step)
     except ValueError as exc:
         ap.error(str(exc))
+    if args.dry_run:
+        for s, e in todo:
+            print(f"[{s:%Y-%m-%d %H:%M}, {e:%Y-%m-%d %H:%M}) UTC")
+        print(f"{len(todo)} interval(s), the data of [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC; on a running "
+              f"Airflow the same hours are:\n  {airflow_command(start, end)}")  # fmt: skip
+        return
     if args.local_stack:
         from medallion.localstack import Stack
 

@@ -42,11 +42,15 @@ def select_tables(requested: list[str] | None, source: str) -> list[str]:
 
 
 def tables_param(tables: list[str], what: str):
-    """The `tables` param of a bronze DAG's trigger form: a subset of `tables`, empty for all."""
+    """The `tables` param of a bronze DAG's trigger form: a subset of `tables`, empty for all.
+
+    `null` in the type makes the form show it as optional (no `*`); `examples` makes it a pick list
+    of the declared tables instead of free text.
+    """
     from airflow.sdk import Param
 
-    return Param([], type="array", items={"type": "string", "enum": tables}, uniqueItems=True, title="Tables",
-                 description=f"Tables to {what}; leave empty for all.")  # fmt: skip
+    return Param([], type=["array", "null"], items={"type": "string", "enum": tables}, uniqueItems=True,
+                 examples=tables, title="Tables", description=f"Tables to {what}; leave empty for all.")  # fmt: skip
 
 
 def _run_info(context: dict) -> dict:

@@ -40,8 +40,51 @@ def fix_dag_test_with_deadlines() -> None:
     DeadlineAlert.get_by_id = classmethod(get_by_id)
 
 
+def fix_clear_with_queued_at_deadlines() -> None:
+    """Clearing a task of a run whose DAGRUN_QUEUED_AT deadline is still pending crashes.
+
+    Airflow 3.3.2: clear_task_instances() moves the run's queued-at deadlines with
+    `timedelta(seconds=deadline_alert.interval)`, but the dag-processor stores that interval encoded
+    (`{"__classname__": "datetime.timedelta", "__data__": <seconds>, ...}`, which
+    DeadlineAlert.__repr__ itself decodes), so the TypeError fails `airflow tasks clear`, the UI's
+    Clear and the REST API for every run of our layer DAGs until its deadline has passed: the
+    re-run command of a FAILED email crashed for the first 45 minutes. Same function, the interval
+    decoded. Applied in every Airflow process by plugins/airflow_local_settings.py.
+    """
+    from airflow.models import taskinstance
+
+    if getattr(taskinstance._recalculate_dagrun_queued_at_deadlines, "medallion_fix", False):
+        return
+    from datetime import timedelta
+
+    from airflow.models.deadline import Deadline, ReferenceModels
+    from airflow.models.deadline_alert import DeadlineAlert as DeadlineAlertModel
+    from sqlalchemy import false, select
+
+    def seconds(interval) -> float:
+        return float(interval.get("__data__", interval.get("__var", 0))) if isinstance(interval, dict) else interval
+
+    def recalculate(dagrun, new_queued_at, session) -> None:
+        results = session.execute(
+            select(Deadline, DeadlineAlertModel)
+            .join(DeadlineAlertModel, Deadline.deadline_alert_id == DeadlineAlertModel.id)
+            .where(
+                Deadline.dagrun_id == dagrun.id,
+                Deadline.missed == false(),
+                DeadlineAlertModel.reference[ReferenceModels.REFERENCE_TYPE_FIELD].as_string()
+                == ReferenceModels.DagRunQueuedAtDeadline.__name__,
+            )
+        ).all()
+        for deadline, deadline_alert in results:
+            deadline.deadline_time = new_queued_at + timedelta(seconds=seconds(deadline_alert.interval))
+
+    recalculate.medallion_fix = True
+    taskinstance._recalculate_dagrun_queued_at_deadlines = recalculate
+
+
 def apply_all() -> None:
     fix_dag_test_with_deadlines()
+    fix_clear_with_queued_at_deadlines()
 
 
 def main(argv: list[str] | None = None) -> None:

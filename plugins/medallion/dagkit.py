@@ -13,13 +13,17 @@ from medallion.config import ConfigError
 
 OWNER = "data-platform"
 TIMEZONE = "UTC"
-# First interval the schedules cover (catchup runs every interval since). Override per deployment.
+# First interval the schedules cover: bronze catches up every interval since (its loads read exactly
+# their interval, so a skipped one would be a hole), silver/gold/freshness only the latest. A deployment
+# sets it to when it starts loading; the local stack pins it to the hour before its first use
+# (localstack.Stack.start_date), so unpausing never starts a month-long catch-up.
 START_DATE = pendulum.parse(os.environ.get("MEDALLION_START_DATE", "2026-11-01T00:00:00+00:00"))
 
-# One asset per layer: silver runs when bronze has landed, gold when silver has.
-BRONZE_SUPABASE = Asset(name="bronze_supabase", uri="x-medallion://warehouse/bronze_supabase")
-SILVER = Asset(name="silver", uri="x-medallion://warehouse/silver")
-GOLD = Asset(name="gold", uri="x-medallion://warehouse/gold")
+# One asset per layer: silver runs when bronze has landed, gold when silver has. Named for the tables,
+# not like the DAGs, so lineage reads `bronze_supabase -> bronze_supabase_tables -> silver -> ...`.
+BRONZE_SUPABASE = Asset(name="bronze_supabase_tables", uri="x-medallion://warehouse/bronze_supabase")
+SILVER = Asset(name="silver_tables", uri="x-medallion://warehouse/silver")
+GOLD = Asset(name="gold_tables", uri="x-medallion://warehouse/gold")
 
 # One dbt build on the warehouse at a time (declared in include/airflow/pools.json, config.POOLS_FILE).
 DBT_POOL = "medallion_dbt"

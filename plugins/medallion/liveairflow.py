@@ -1,13 +1,16 @@
 """A running Airflow 3 on the local stack: api-server, scheduler, dag-processor, triggerer.
 
 Used by `make airflow` (in the foreground) and by the live end-to-end tests. Every component runs
-in its own process group with its log in $AIRFLOW_HOME/logs/<component>.log; `stop()` ends them all
-(SIGTERM, then SIGKILL), and is also registered at exit so nothing is left behind.
+in its own process group (so Ctrl-C reaches only the parent, which stops them in order) with its log
+in $AIRFLOW_HOME/logs/<component>.log; `stop()` ends each group, workers included (SIGTERM, then
+SIGKILL), and is registered at exit. Should the parent die without running it (SIGKILL, a crash),
+the kernel sends each component SIGTERM (Linux' parent-death signal), so nothing keeps the port.
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import os
 import secrets
@@ -23,10 +26,32 @@ from medallion.localpg import port_is_free
 from medallion.localstack import Stack
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+# LocalExecutor starts this many worker processes (Airflow's default, 32, is for a server): two per
+# core, at least 4, so a bronze run's mapped loads run side by side without swamping a laptop.
+PARALLELISM = max(4, 2 * (os.cpu_count() or 2))
+
+
+try:  # looked up here, not in the forked child, where loading a library is unsafe
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: stop() and the signal handlers still apply
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the parent process ends, however it ends (Linux)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
 class AirflowStartError(RuntimeError):
     """A component could not start; the message names it and its log."""
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:  # the whole group has already exited
+        pass
 
 
 class LiveAirflow:
@@ -58,6 +83,7 @@ class LiveAirflow:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "passwords.json"),
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "1",
+            "AIRFLOW__CORE__PARALLELISM": os.environ.get("AIRFLOW__CORE__PARALLELISM", str(PARALLELISM)),
             **self.extra_env,
         }
 
@@ -76,8 +102,9 @@ class LiveAirflow:
         for component in COMPONENTS:
             log = (self.home / "logs" / f"{component}.log").open("ab")
             self.procs[component] = subprocess.Popen(
-                [airflow, component], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
+                [airflow, component], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
         try:
             self._wait_healthy(timeout)
         except Exception:
@@ -106,16 +133,32 @@ class LiveAirflow:
 
     def stop(self) -> None:
         for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+            _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         for proc in self.procs.values():
             try:
                 proc.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                pass
+            _signal_group(proc.pid, signal.SIGKILL)  # the component's workers, if it left any behind
+            proc.wait()
         self.procs.clear()
+
+    def unpause_existing(self, dag_ids: tuple[str, ...], timeout: float = 180) -> list[str]:
+        """Unpause those of `dag_ids` that exist (a DAG file dags/<dag_id>.py), once the dag-processor has them."""
+        from medallion.config import ROOT
+
+        wanted = [d for d in dag_ids if (ROOT / "dags" / f"{d}.py").exists()]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            known = {d["dag_id"] for d in self.api("GET", "/dags", params={"limit": 100})["dags"]}
+            if set(wanted) <= known:
+                break
+            time.sleep(2)
+        on = [d for d in wanted if d in known]
+        for dag_id in on:
+            self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        return on
 
     # --- REST API ---------------------------------------------------------------------------
 

@@ -51,6 +51,17 @@ def _open_path_for(path: Path) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
+class PortTaken(RuntimeError):
+    """A local server's port is in use; the message names the variable that picks another one."""
+
+
+def check_port(port: int, what: str, env: str | None) -> None:
+    """Refuse a taken port with a one-line error naming `env`, the variable that chooses another one."""
+    if not port_is_free(port):
+        how = f"set {env} to a free port (e.g. {env}={port + 10})" if env else "choose another port"
+        raise PortTaken(f"port {port} ({what}) is already taken: stop what listens there or {how}")
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -68,6 +79,7 @@ class LocalPostgres:
     datadir: Path
     port: int
     user: str = "postgres"
+    port_env: str | None = None  # the variable that sets `port`, named when the port is taken
 
     def uri(self, database: str = "postgres", user: str | None = None) -> str:
         return f"postgresql://{user or self.user}@127.0.0.1:{self.port}/{database}"
@@ -87,7 +99,12 @@ class LocalPostgres:
     def start(self, settings: dict[str, str] | None = None) -> LocalPostgres:
         """initdb if needed, then start; a no-op when this server already runs."""
         self.datadir = Path(self.datadir).absolute()
-        if not (self.datadir / "PG_VERSION").exists():
+        initialized = (self.datadir / "PG_VERSION").exists()
+        if initialized and self.is_running():
+            return self
+        # before initdb: a taken port must not leave a half-made data directory behind
+        check_port(self.port, f"Postgres {self.datadir.name}", self.port_env)
+        if not initialized:
             self.datadir.mkdir(parents=True, exist_ok=True)
             _open_path_for(self.datadir)
             subprocess.run(
@@ -104,13 +121,6 @@ class LocalPostgres:
                 check=True,
                 capture_output=True,
                 **_run_as(),
-            )
-        if self.is_running():
-            return self
-        if not port_is_free(self.port):
-            raise RuntimeError(
-                f"port {self.port} is already taken: stop what listens there or choose another port "
-                f"(data directory {self.datadir})"
             )
         options = {
             "listen_addresses": "127.0.0.1",

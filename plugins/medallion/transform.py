@@ -120,6 +120,11 @@ class WarehouseProfileMapping(PostgresUserPasswordProfileMapping):
         return "" if name == "password" and value is None else value
 
 
+def _model_name(node) -> str:
+    """A model task's name in the UI: the dbt model's name."""
+    return node.name
+
+
 def schedule(upstream: Asset) -> AssetOrTimeSchedule:
     """Run when the upstream layer has landed, and hourly with a real data interval (backfills)."""
     return AssetOrTimeSchedule(
@@ -312,6 +317,8 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
             # verdict is the `tests` task. LOCAL (benchmark only): a `dbt build` task per model.
             test_behavior=TestBehavior.NONE if watcher else TestBehavior.BUILD,
             emit_datasets=False,  # the DAG publishes one asset per layer (`published`), not one per model
+            # the UI shows `fct_browser_run`, not Cosmos' task id `fct_browser_run_run` (ids unchanged)
+            normalize_task_display_name=_model_name,
         ),
         operator_args={**operator_args, **({"poke_interval": 5} if watcher else {})},
     )
