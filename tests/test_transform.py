@@ -59,6 +59,14 @@ def test_without_option_drops_each_option_and_its_value():
     assert transform.without_option([], "--resource-type") == []
 
 
+def test_the_silver_and_gold_form_params_are_optional():
+    """The trigger form marks a param whose type has no `null` as required (`Full refresh *`)."""
+    for name, param in transform.params().items():
+        assert "null" in param.schema["type"], name
+        assert param.resolve(None) is None  # a cleared field is accepted, not a validation error
+    assert transform.selection("path:models/core", None) == "path:models/core"  # None = the whole layer
+
+
 def test_the_select_param_narrows_the_layer_with_dbt_intersections():
     layer = "path:models/staging path:models/core"
     assert transform.selection(layer, "") == layer

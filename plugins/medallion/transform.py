@@ -133,13 +133,16 @@ def schedule(upstream: Asset) -> AssetOrTimeSchedule:
 
 
 def params() -> dict[str, Param]:
+    """The silver/gold trigger form. Both optional (`null` in the type: the form marks a param
+    without it as required); a cleared field renders as None, which Cosmos and
+    `medallion_selection` read as off / the whole layer."""
     return {
         "full_refresh": Param(
-            False, type="boolean", title="Full refresh",
+            False, type=["boolean", "null"], title="Full refresh",
             description="Rebuild incremental models from all of bronze (dbt --full-refresh).",
         ),
         "select": Param(
-            "", type="string", title="Select",
+            "", type=["string", "null"], title="Select",
             description="dbt selection within this layer, e.g. `core_sessions+` or `tag:x`; empty = the whole layer.",
         ),
     }  # fmt: skip
