@@ -213,6 +213,20 @@ INTERVAL_ENV = {
 DBT_ENV = {**INTERVAL_ENV, "DBT_LOG_LEVEL_FILE": "none"}
 
 
+def run_note(run_type: str | None, consumed_asset_events: Any) -> str | None:
+    """The note an asset-triggered run shows in the UI: the interval it processes (None otherwise).
+
+    Set by the scheduler when the run starts (plugins/medallion_run_notes.py), from the same events
+    the run's tasks read, so the UI says what a run did without opening a log.
+    """
+    if str(run_type) not in ("asset_triggered", "DagRunType.ASSET_TRIGGERED") or not consumed_asset_events:
+        return None
+    interval = run_interval(None, None, {"events": list(consumed_asset_events)})
+    if not interval:
+        return "Processes every key: an upstream run that triggered it had no data interval (e.g. a manual run)."
+    return f"Processes the interval [{interval['interval_start']}, {interval['interval_end']}) from its asset events."
+
+
 # --- the task group ----------------------------------------------------------------------------
 
 
