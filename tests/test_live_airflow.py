@@ -174,6 +174,9 @@ def test_backfill_of_a_two_day_range_succeeds(live):
     last = next(e for e in events if e["source_run_id"].startswith("backfill__"))
     silver = wait_for_asset_run(live, "silver", after=last["timestamp"])
     wait_for_asset_run(live, "gold", after=silver["start_date"])
+    # the UI shows which interval the asset-triggered run processed: the scheduler wrote it as its note
+    note = live.api("GET", f"/dags/silver/dagRuns/{silver['dag_run_id']}")["note"]
+    assert note and note.startswith("Processes the interval ["), note
 
 
 def test_a_taken_port_is_a_clear_error(airflow_db):

@@ -25,11 +25,14 @@ plugins_manager._get_plugins()
 sdk_plugins_manager._get_plugins()
 import medallion.config
 plugins = sys.argv[1]
+package = plugins + "/medallion/"
 shadows = sorted(
     name for name, mod in list(sys.modules.items())
-    if (getattr(mod, "__file__", None) or "").startswith(plugins) and not name.startswith("medallion")
+    if (getattr(mod, "__file__", None) or "").startswith(package) and not name.startswith("medallion.")
+    and name != "medallion"
 )
-print(json.dumps(shadows))
+loaded = sorted(p.name for p in plugins_manager._get_plugins()[0])
+print(json.dumps({"shadows": shadows, "plugins": loaded}))
 """
 
 
@@ -45,5 +48,6 @@ def test_the_plugin_loader_imports_no_module_of_the_package(tmp_path):
         [sys.executable, "-c", PROBE, str(PLUGINS)], env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0, out.stderr[-2000:]
-    shadows = json.loads(out.stdout.strip().splitlines()[-1])
-    assert shadows == [], f"modules under plugins/ imported outside the package: {shadows}"
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["shadows"] == [], f"modules of plugins/medallion/ imported outside the package: {found['shadows']}"
+    assert "medallion_run_notes" in found["plugins"]  # the bundle's one real plugin still loads

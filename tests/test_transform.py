@@ -59,6 +59,25 @@ def test_without_option_drops_each_option_and_its_value():
     assert transform.without_option([], "--resource-type") == []
 
 
+def test_an_asset_triggered_run_notes_the_interval_it_processes():
+    """What the scheduler writes as the run's note (plugins/medallion_run_notes.py), so the UI shows it."""
+    spans = ((T0, T1), (T1, T2))
+    both = [SimpleNamespace(extra={"interval_start": s.isoformat(), "interval_end": e.isoformat()}) for s, e in spans]
+    assert transform.run_note("asset_triggered", both) == (
+        f"Processes the interval [{T0.isoformat()}, {T2.isoformat()}) from its asset events."
+    )
+    assert transform.run_note("asset_triggered", [SimpleNamespace(extra={})]).startswith("Processes every key")
+    assert transform.run_note("scheduled", both) is None  # its data interval is in the UI already
+
+
+def test_the_silver_and_gold_form_params_are_optional():
+    """The trigger form marks a param whose type has no `null` as required (`Full refresh *`)."""
+    for name, param in transform.params().items():
+        assert "null" in param.schema["type"], name
+        assert param.resolve(None) is None  # a cleared field is accepted, not a validation error
+    assert transform.selection("path:models/core", None) == "path:models/core"  # None = the whole layer
+
+
 def test_the_select_param_narrows_the_layer_with_dbt_intersections():
     layer = "path:models/staging path:models/core"
     assert transform.selection(layer, "") == layer

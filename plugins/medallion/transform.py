@@ -133,13 +133,16 @@ def schedule(upstream: Asset) -> AssetOrTimeSchedule:
 
 
 def params() -> dict[str, Param]:
+    """The silver/gold trigger form. Both optional (`null` in the type: the form marks a param
+    without it as required); a cleared field renders as None, which Cosmos and
+    `medallion_selection` read as off / the whole layer."""
     return {
         "full_refresh": Param(
-            False, type="boolean", title="Full refresh",
+            False, type=["boolean", "null"], title="Full refresh",
             description="Rebuild incremental models from all of bronze (dbt --full-refresh).",
         ),
         "select": Param(
-            "", type="string", title="Select",
+            "", type=["string", "null"], title="Select",
             description="dbt selection within this layer, e.g. `core_sessions+` or `tag:x`; empty = the whole layer.",
         ),
     }  # fmt: skip
@@ -208,6 +211,20 @@ INTERVAL_ENV = {
 # deleted when the task ends, and dbt's debug log file (logs/dbt.log) with it: writing that file
 # cost ~0.5 s a layer build (`make bench`). The task log keeps what dbt prints, errors included.
 DBT_ENV = {**INTERVAL_ENV, "DBT_LOG_LEVEL_FILE": "none"}
+
+
+def run_note(run_type: str | None, consumed_asset_events: Any) -> str | None:
+    """The note an asset-triggered run shows in the UI: the interval it processes (None otherwise).
+
+    Set by the scheduler when the run starts (plugins/medallion_run_notes.py), from the same events
+    the run's tasks read, so the UI says what a run did without opening a log.
+    """
+    if str(run_type) not in ("asset_triggered", "DagRunType.ASSET_TRIGGERED") or not consumed_asset_events:
+        return None
+    interval = run_interval(None, None, {"events": list(consumed_asset_events)})
+    if not interval:
+        return "Processes every key: an upstream run that triggered it had no data interval (e.g. a manual run)."
+    return f"Processes the interval [{interval['interval_start']}, {interval['interval_end']}) from its asset events."
 
 
 # --- the task group ----------------------------------------------------------------------------
