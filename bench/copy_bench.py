@@ -1,17 +1,23 @@
 """Table-copy benchmark: the bronze replication against a psql binary COPY pipe, in the same run.
 
-    python bench/copy_bench.py [--rows 1000000] [--runs 3]
+    python bench/copy_bench.py [--rows 1000000] [--runs 3] [--tables ...] [--methods ...]
 
 Starts two embedded Postgres servers (source, warehouse; fsync on, shared_buffers 512MB, as in
-../shared/bench), fills public.browser_sessions (the 14-column Supabase-shaped table of the shared
-harness) server-side, then runs each method --runs times round-robin, each as its own process:
+../shared/bench; free ports), fills the tables server-side, then runs each method --runs times
+round-robin, each as its own process:
 
   psql_binary_pipe   psql COPY ... TO STDOUT (FORMAT BINARY) | psql COPY ... FROM STDIN (FORMAT BINARY)
                      into a plain table: the physical reference
-  medallion          medallion.replication.replicate(): a first (full-history) incremental load into
-                     bronze_supabase.browser_sessions, ledger row, BRIN index and ANALYZE included
-  medallion_hourly   the next hour's incremental load after 1% of rows changed (staged merge path)
+  pipe_bronze_shape  the same pipe into a table shaped like bronze (+ _cursor, _loaded_at and _batch_id
+                     defaults, _deleted_at, BRIN on _cursor): what bronze's own rows cost the warehouse
+  medallion          medallion.replication.replicate(): a first (full-history) incremental load of a new
+                     bronze table, psql reading the source; ledger row, BRIN index and ANALYZE included
+  medallion_inproc   the same with MEDALLION_PSQL=off: rows read by psycopg on the source connection
+  medallion_hourly   the next hour's incremental load after 1% of rows changed (staged merge path),
+                     with where its time goes (connect, schema, plan, copy, merge, commit)
 
+Tables: browser_sessions (14 columns, Supabase-shaped, as in the shared harness) and narrow_events
+(id bigint, ts timestamptz, n smallint). Ratios compare each run with the pipe of the same round.
 Every run is verified (row count + content checksum against the source). Prints medians, the ratio
 to the binary pipe, and each method's peak RSS (its own process, from wait4).
 """
@@ -22,11 +28,13 @@ import argparse
 import json
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,41 +89,94 @@ from (
             from generate_series(1, %(n)s) g) raw
 ) d
 """
+# The narrow table: id, timestamp, small int (the shape where per-row client work shows most).
+NARROW_DDL = """
+drop table if exists public.narrow_events;
+create table public.narrow_events (id bigint not null, ts timestamptz not null, n smallint not null);
+"""
+NARROW_FILL = """
+insert into public.narrow_events
+select g,
+       timestamptz '2025-01-01 00:00:00+00' + ((g::float8 / %(n)s) * 90 * 86400 + random() * 60) * interval '1 second',
+       (g %% 30000)::smallint
+from generate_series(1, %(n)s) g
+"""
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    cols: str
+    ddl: str
+    fill: str
+    key: str
+    cursor: str
+    change: str  # the hourly 1% change: %s is the hour's start
+
+
+TABLES = {
+    "browser_sessions": Table(
+        "browser_sessions", COLS, DDL, FILL, "id", "updated_at",
+        "update public.browser_sessions set status = 'completed', "
+        "updated_at = %s + interval '1 second' * (abs(hashtext(id::text)) %% 3600) "
+        "where abs(hashtext(id::text)) %% 100 = 0",
+    ),
+    "narrow_events": Table(
+        "narrow_events", "id, ts, n", NARROW_DDL, NARROW_FILL, "id", "ts",
+        "update public.narrow_events set n = n + 1, ts = %s + interval '1 second' * (id %% 3600) where id %% 100 = 0",
+    ),
+}  # fmt: skip
 CHECKSUM = "select count(*), coalesce(sum(('x' || left(md5(ROW({cols})::text), 12))::bit(48)::bigint), 0) from {table}"
 
 
-def generate(src_uri: str, n: int) -> None:
+def generate(src_uri: str, table: Table, n: int) -> None:
     with psycopg.connect(src_uri, autocommit=True) as conn:
-        if conn.execute("select to_regclass('public.browser_sessions')").fetchone()[0]:
-            if conn.execute("select count(*) from public.browser_sessions").fetchone()[0] == n:
+        if conn.execute("select to_regclass(%s)", (f"public.{table.name}",)).fetchone()[0]:
+            if conn.execute(f"select count(*) from public.{table.name}").fetchone()[0] == n:
                 return
         t0 = time.perf_counter()
         with conn.transaction():
-            conn.execute(DDL)
+            conn.execute(table.ddl)
             conn.execute("select setseed(0.4242)")
-            conn.execute(FILL, {"n": n})
-        conn.execute("alter table public.browser_sessions add primary key (id)")
-        conn.execute("create index on public.browser_sessions (updated_at)")
-        conn.execute("vacuum (freeze, analyze) public.browser_sessions")
+            conn.execute(table.fill, {"n": n})
+        conn.execute(f"alter table public.{table.name} add primary key ({table.key})")
+        conn.execute(f"create index on public.{table.name} ({table.cursor})")
+        conn.execute(f"vacuum (freeze, analyze) public.{table.name}")
         conn.execute("checkpoint")
-        print(f"generated {n:,} source rows in {time.perf_counter() - t0:.1f}s", flush=True)
+        print(f"generated {n:,} rows of {table.name} in {time.perf_counter() - t0:.1f}s", flush=True)
 
 
-def run_child(args: list[str]) -> dict:
+def run_child(args: list[str], env: dict | None = None) -> dict:
     """Run one method in its own process (so its peak RSS is its own); return its JSON result line."""
-    proc = subprocess.run(args, capture_output=True, text=True)
+    proc = subprocess.run(args, capture_output=True, text=True, env=env)
     if proc.returncode:
         sys.exit(f"{args[-1]} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def child_pipe(src_port: int, wh_port: int) -> None:
-    """psql binary pipe into a plain table (truncated first, untimed)."""
+BRONZE_SHAPE = (
+    ", _loaded_at timestamptz not null default now(), "
+    "_batch_id text default current_setting('medallion.batch_id', true), "
+    "_cursor timestamptz, _deleted_at timestamptz);\ncreate index on ref.{name}_bronze using brin (_cursor) "
+    "with (autosummarize = on);"
+)
+
+
+def child_pipe(src_port: int, wh_port: int, table: Table, bronze_shape: bool) -> None:
+    """psql binary pipe into a plain table (created first, untimed); bronze_shape: into a table with
+    bronze's metadata columns, defaults and BRIN index, the cursor sent as _cursor."""
     psql = LocalPostgres(Path("/"), 0).psql_path()
     wh = f"postgresql://postgres@127.0.0.1:{wh_port}/warehouse"
+    target, cols, select = f"ref.{table.name}", table.cols, table.cols
+    ddl = table.ddl.replace("public.", "ref.")
+    if bronze_shape:
+        target, cols, select = f"{target}_bronze", f"{cols}, _cursor", f"{cols}, {table.cursor}"
+        ddl = ddl.replace(f"ref.{table.name}", target).rstrip().removesuffix(");") + BRONZE_SHAPE.format(
+            name=table.name
+        )
     with psycopg.connect(wh, autocommit=True) as conn:
         conn.execute("create schema if not exists ref")
-        conn.execute(DDL.replace("public.", "ref."))
+        conn.execute(ddl)
         conn.execute("checkpoint")
     t0 = time.perf_counter()
     src_cmd = [
@@ -125,137 +186,202 @@ def child_pipe(src_port: int, wh_port: int) -> None:
         "-d",
         f"postgresql://postgres@127.0.0.1:{src_port}/source",
         "-c",
-        f"copy (select {COLS} from public.browser_sessions) to stdout (format binary)",
+        f"copy (select {select} from public.{table.name}) to stdout (format binary)",
     ]
-    wh_cmd = [psql, "-X", "-q", "-d", wh, "-c", f"copy ref.browser_sessions ({COLS}) from stdin (format binary)"]
+    copy_in = f"copy {target} ({cols}) from stdin (format binary)"
     p1 = subprocess.Popen(src_cmd, stdout=subprocess.PIPE)
-    p2 = subprocess.Popen(wh_cmd, stdin=p1.stdout, stdout=subprocess.DEVNULL)
+    p2 = subprocess.Popen([psql, "-X", "-q", "-d", wh, "-c", copy_in], stdin=p1.stdout, stdout=subprocess.DEVNULL)
     p1.stdout.close()
     rc2, rc1 = p2.wait(), p1.wait()
     seconds = time.perf_counter() - t0
     if rc1 or rc2:
         sys.exit(f"psql pipe failed: {rc1}, {rc2}")
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # the larger of the two psql
-    print(json.dumps({"table": "ref.browser_sessions", "seconds": seconds, "peak_rss_mb": rss}))
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": rss}))
 
 
-def child_medallion(src_port: int, wh_port: int, hourly: bool) -> None:
+def child_medallion(src_port: int, wh_port: int, table: Table, hourly: bool) -> None:
+    """One replicate() call, timed whole (connect included); hourly: after an untimed first load and
+    a 1% change inside the next hour."""
     import logging
+    from dataclasses import replace
     from datetime import datetime, timedelta
 
-    from medallion import config, replication
+    from medallion import config, replication, warehouse
 
     logging.basicConfig(level=logging.WARNING)
-    spec = config.get_table("browser_sessions")
-    src = psycopg.connect(f"postgresql://postgres@127.0.0.1:{src_port}/source", prepare_threshold=None)
-    wh = psycopg.connect(
-        f"postgresql://postgres@127.0.0.1:{wh_port}/warehouse", prepare_threshold=None, autocommit=True
+    spec = replace(
+        config.get_table("browser_sessions"),
+        name=table.name,
+        primary_key=(table.key,),
+        cursor=table.cursor,
+        cursor_fallback=(),
     )
+    src_uri = f"postgresql://postgres@127.0.0.1:{src_port}/source"
+    wh_uri = f"postgresql://postgres@127.0.0.1:{wh_port}/warehouse"
+    with psycopg.connect(wh_uri, autocommit=True) as wh:  # untimed: a new table in an existing warehouse
+        wh.execute(f"drop table if exists bronze_supabase.{table.name}; drop schema if exists ops cascade")
+        warehouse.migrate(wh)
     hour0 = datetime.fromisoformat(HOUR0)
-    wh.execute("drop schema if exists bronze_supabase cascade; drop schema if exists ops cascade")
     if hourly:  # untimed: load history up to hour0, then change 1% of rows inside the next hour
-        replication.replicate(spec, src, wh, interval_start=hour0 - timedelta(hours=1), interval_end=hour0)
-        # an hour later autovacuum has summarized the new BRIN ranges (autosummarize); do it now
-        wh.execute("select brin_summarize_new_values('bronze_supabase.browser_sessions__cursor_brin')")
-        src.execute(
-            "update public.browser_sessions set status = 'completed', "
-            "updated_at = %s + interval '1 second' * (abs(hashtext(id::text)) %% 3600) "
-            "where abs(hashtext(id::text)) %% 100 = 0",
-            (hour0,),
-        )
-        src.commit()
-    wh.execute("checkpoint")
+        with psycopg.connect(src_uri) as src, psycopg.connect(wh_uri, autocommit=True) as wh:
+            replication.replicate(spec, src, wh, interval_start=hour0 - timedelta(hours=1), interval_end=hour0)
+            # an hour later autovacuum has summarized the new BRIN ranges (autosummarize); do it now
+            wh.execute("select brin_summarize_new_values(%s)", (f"bronze_supabase.{table.name}__cursor_brin",))
+            src.execute(table.change, (hour0,))
+            src.commit()
+            wh.execute("checkpoint")
     start, end = (
         (hour0, hour0 + timedelta(hours=1)) if hourly else (hour0 - timedelta(hours=1), hour0 + timedelta(days=400))
     )
-    t0 = time.perf_counter()  # the whole call: schema sync, window planning, copy, ledger, commit
+    t0 = time.perf_counter()  # the whole run: connect, schema sync, window planning, copy, merge, ledger, commit
+    src = psycopg.connect(src_uri, prepare_threshold=None)
+    wh = psycopg.connect(wh_uri, prepare_threshold=None, autocommit=True)
+    connect = time.perf_counter() - t0
     result = replication.replicate(spec, src, wh, interval_start=start, interval_end=end)
     seconds = time.perf_counter() - t0
+    src.close()
+    wh.close()
     print(
         json.dumps(
             {
-                "table": "bronze_supabase.browser_sessions",
                 "seconds": seconds,
                 "rows": result.rows_read,
                 "written": result.rows_written,
                 "path": result.path,
+                "timings": {"connect": connect, **result.timings},
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )
     )
 
 
-def verify(src_uri: str, wh_uri: str, table: str, latest: bool) -> None:
+def verify(src_uri: str, wh_uri: str, table: Table, target: str, latest: bool) -> None:
     with psycopg.connect(src_uri) as src, psycopg.connect(wh_uri) as wh:
-        expected = src.execute(CHECKSUM.format(cols=COLS, table="public.browser_sessions")).fetchone()
-        target = (
-            f"(select distinct on (id) * from {table} order by id, _cursor desc, _loaded_at desc) t"
-            if latest
-            else table
-        )
-        got = wh.execute(CHECKSUM.format(cols=COLS, table=target)).fetchone()
+        expected = src.execute(CHECKSUM.format(cols=table.cols, table=f"public.{table.name}")).fetchone()
+        if latest:
+            target = (
+                f"(select distinct on ({table.key}) * from {target} "
+                f"order by {table.key}, _cursor desc, _loaded_at desc) t"
+            )
+        got = wh.execute(CHECKSUM.format(cols=table.cols, table=target)).fetchone()
     if tuple(got) != tuple(expected):
-        sys.exit(f"VERIFY FAILED for {table}: {got} != source {expected}")
+        sys.exit(f"VERIFY FAILED for {target}: {got} != source {expected}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+METHODS = {  # name: (child, extra environment)
+    "psql_binary_pipe": ("pipe", {}),
+    "pipe_bronze_shape": ("pipe_bronze_shape", {}),  # the same pipe into a table shaped like bronze
+    "medallion": ("medallion", {}),
+    "medallion_inproc": ("medallion", {"MEDALLION_PSQL": "off"}),  # no psql: rows read by psycopg
+    "medallion_hourly": ("medallion_hourly", {}),
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=int(os.environ.get("N", 1_000_000)))
     ap.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", 3)))
+    ap.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
+    ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
     ap.add_argument("--dir", default=os.environ.get("BENCH_DIR", str(Path(tempfile.gettempdir()) / "medallion-bench")))
-    ap.add_argument("--child", choices=["pipe", "medallion", "medallion_hourly"], help=argparse.SUPPRESS)
-    ap.add_argument("--ports", nargs=2, type=int, default=[55432, 55433])
+    ap.add_argument("--child", choices=sorted({c for c, _ in METHODS.values()}), help=argparse.SUPPRESS)
+    ap.add_argument("--table", choices=list(TABLES), help=argparse.SUPPRESS)
+    ap.add_argument("--ports", nargs=2, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        if args.child == "pipe":
-            child_pipe(*args.ports)
+        table = TABLES[args.table]
+        if args.child in ("pipe", "pipe_bronze_shape"):
+            child_pipe(*args.ports, table, bronze_shape=args.child == "pipe_bronze_shape")
         else:
-            child_medallion(*args.ports, hourly=args.child == "medallion_hourly")
+            child_medallion(*args.ports, table, hourly=args.child == "medallion_hourly")
         return
 
+    ports = [free_port(), free_port()]
     settings = {"shared_buffers": "512MB", "max_wal_size": "1GB"}
-    src = LocalPostgres(Path(args.dir) / "source", args.ports[0]).start(settings)
-    wh = LocalPostgres(Path(args.dir) / "warehouse", args.ports[1]).start(settings)
+    src = LocalPostgres(Path(args.dir) / "source", ports[0]).start(settings)
+    wh = LocalPostgres(Path(args.dir) / "warehouse", ports[1]).start(settings)
+    loads = []
     try:
         src_uri, wh_uri = src.create_database("source"), wh.create_database("warehouse")
-        generate(src_uri, args.rows)
-        methods = ["psql_binary_pipe", "medallion", "medallion_hourly"]
-        results: dict[str, list[dict]] = {m: [] for m in methods}
+        for name in args.tables:
+            generate(src_uri, TABLES[name], args.rows)
+        methods = ["psql_binary_pipe", *(m for m in args.methods if m != "psql_binary_pipe")]
+        results = {(t, m): [] for t in args.tables for m in methods}
         for round_ in range(1, args.runs + 1):
-            for method in methods:
-                child = {"psql_binary_pipe": "pipe"}.get(method, method)
-                res = run_child([sys.executable, __file__, "--ports", *map(str, args.ports), "--child", child])
-                res.setdefault("rows", args.rows)
-                if method == "psql_binary_pipe":
-                    verify(src_uri, wh_uri, "ref.browser_sessions", latest=False)
-                elif method == "medallion":
-                    verify(src_uri, wh_uri, "bronze_supabase.browser_sessions", latest=True)
-                results[method].append(res)
-                print(
-                    f"round {round_} {method:18} {res['rows']:>10,} rows {res['seconds']:7.2f}s "
-                    f"{res['rows'] / res['seconds']:>10,.0f} rows/s  peak RSS {res['peak_rss_mb']:.0f} MB",
-                    flush=True,
-                )
-        med = {m: statistics.median(r["seconds"] for r in runs) for m, runs in results.items()}
-        ref = statistics.median(r["rows"] / r["seconds"] for r in results["psql_binary_pipe"])
-        print(f"\n{args.rows:,} rows of browser_sessions, median of {args.runs} runs (same run, same machine)\n")
-        print(f"{'method':18} {'rows':>10} {'median s':>9} {'rows/s':>10} {'vs binary pipe':>15} {'peak RSS MB':>12}")
-        for method, runs in results.items():
-            rate = statistics.median(r["rows"] / r["seconds"] for r in runs)
-            ratio = f"{rate / ref:.2f}x" if method != "medallion_hourly" else "-"
-            print(
-                f"{method:18} {runs[0]['rows']:>10,} {med[method]:>9.2f} {rate:>10,.0f} {ratio:>15} "
-                f"{max(r['peak_rss_mb'] for r in runs):>12.0f}"
-            )
-        rate = statistics.median(r["rows"] / r["seconds"] for r in results["medallion"])
-        print(f"\nreplication throughput = {rate / ref:.2f}x the psql binary COPY pipe (target >= 0.80x)")
-        print(
-            f"an hourly incremental load ({results['medallion_hourly'][0]['rows']:,} changed rows, 1%) takes "
-            f"{med['medallion_hourly'] / med['medallion']:.0%} of the time of a full copy"
-        )
+            for name in args.tables:
+                table = TABLES[name]
+                for method in methods:
+                    child, extra = METHODS[method]
+                    cmd = [sys.executable, __file__, "--ports", *map(str, ports), "--child", child, "--table", name]
+                    res = run_child(cmd, env={**os.environ, **extra})
+                    loads.append(os.getloadavg()[0])
+                    res.setdefault("rows", args.rows)
+                    if method == "psql_binary_pipe":
+                        verify(src_uri, wh_uri, table, f"ref.{name}", latest=False)
+                    elif method == "pipe_bronze_shape":
+                        verify(src_uri, wh_uri, table, f"ref.{name}_bronze", latest=False)
+                    elif method != "medallion_hourly":
+                        verify(src_uri, wh_uri, table, f"bronze_supabase.{name}", latest=True)
+                    results[name, method].append(res)
+                    times = "  ".join(f"{k} {v:.2f}" for k, v in res.get("timings", {}).items())
+                    print(
+                        f"round {round_} {name:16} {method:17} {res['rows']:>10,} rows {res['seconds']:7.2f}s "
+                        f"{res['rows'] / res['seconds']:>10,.0f} rows/s  RSS {res['peak_rss_mb']:4.0f} MB  "
+                        f"load {loads[-1]:.1f}  {times}",
+                        flush=True,
+                    )
+        report(args, methods, results, loads)
     finally:
         src.stop()
         wh.stop()
+
+
+def report(args, methods: list[str], results: dict, loads: list[float]) -> None:
+    """Per table: each method's median seconds and its ratio to the pipe of the same round (median
+    and worst), the hourly load as a share of the full copy of the same round, and its breakdown."""
+    print(
+        f"\n{args.rows:,} rows per table, {args.runs} interleaved rounds; load average "
+        f"{min(loads):.1f}..{max(loads):.1f} (2 cores)\n"
+    )
+    print(f"{'table':16} {'method':17} {'rows':>10} {'median s':>9} {'vs pipe median':>15} {'worst':>6} {'RSS MB':>7}")
+    for name in args.tables:
+        pipe = results[name, "psql_binary_pipe"]
+        for method in methods:
+            runs = results[name, method]
+            med = statistics.median(r["seconds"] for r in runs)
+            if method in ("psql_binary_pipe", "medallion_hourly"):
+                ratio = worst = "-"
+            else:  # rows/s against the pipe's rows/s of the same round
+                ratios = [p["seconds"] / r["seconds"] for p, r in zip(pipe, runs, strict=True)]
+                ratio, worst = f"{statistics.median(ratios):.2f}x", f"{min(ratios):.2f}x"
+            print(
+                f"{name:16} {method:17} {runs[0]['rows']:>10,} {med:>9.2f} {ratio:>15} {worst:>6} "
+                f"{max(r['peak_rss_mb'] for r in runs):>7.0f}"
+            )
+        if "pipe_bronze_shape" in methods and "medallion" in methods:
+            shape, full = results[name, "pipe_bronze_shape"], results[name, "medallion"]
+            ratios = [p["seconds"] / r["seconds"] for p, r in zip(shape, full, strict=True)]
+            print(
+                f"{name:16} medallion vs the pipe into a bronze-shaped table: {statistics.median(ratios):.2f}x "
+                f"(worst {min(ratios):.2f}x)"
+            )
+        if "medallion_hourly" in methods and "medallion" in methods:
+            hourly, full = results[name, "medallion_hourly"], results[name, "medallion"]
+            shares = [h["seconds"] / f["seconds"] for h, f in zip(hourly, full, strict=True)]
+            parts = {k: statistics.median(h["timings"][k] for h in hourly) for k in hourly[0]["timings"]}
+            print(
+                f"{name:16} hourly increment ({hourly[0]['rows']:,} rows read, {hourly[0]['path']}): "
+                f"{statistics.median(shares):.1%} of the full copy (worst {max(shares):.1%}); "
+                + ", ".join(f"{k} {v:.3f}s" for k, v in parts.items())
+            )
+    print()
 
 
 if __name__ == "__main__":
