@@ -9,7 +9,7 @@ harness) server-side, then runs each method --runs times round-robin, each as it
   psql_binary_pipe   psql COPY ... TO STDOUT (FORMAT BINARY) | psql COPY ... FROM STDIN (FORMAT BINARY)
                      into a plain table: the physical reference
   medallion          medallion.replication.replicate(): a first (full-history) incremental load into
-                     bronze_supabase.browser_sessions, ledger row, BRIN index and ANALYZE included
+                     bronze_browser_infra.browser_sessions, ledger row, BRIN index and ANALYZE included
   medallion_hourly   the next hour's incremental load after 1% of rows changed (staged merge path)
 
 Every run is verified (row count + content checksum against the source). Prints medians, the ratio
@@ -146,17 +146,17 @@ def child_medallion(src_port: int, wh_port: int, hourly: bool) -> None:
     from medallion import config, replication
 
     logging.basicConfig(level=logging.WARNING)
-    spec = config.get_table("browser_sessions")
+    spec = config.get_table("browser_infra", "browser_sessions")
     src = psycopg.connect(f"postgresql://postgres@127.0.0.1:{src_port}/source", prepare_threshold=None)
     wh = psycopg.connect(
         f"postgresql://postgres@127.0.0.1:{wh_port}/warehouse", prepare_threshold=None, autocommit=True
     )
     hour0 = datetime.fromisoformat(HOUR0)
-    wh.execute("drop schema if exists bronze_supabase cascade; drop schema if exists ops cascade")
+    wh.execute("drop schema if exists bronze_browser_infra cascade; drop schema if exists ops cascade")
     if hourly:  # untimed: load history up to hour0, then change 1% of rows inside the next hour
         replication.replicate(spec, src, wh, interval_start=hour0 - timedelta(hours=1), interval_end=hour0)
         # an hour later autovacuum has summarized the new BRIN ranges (autosummarize); do it now
-        wh.execute("select brin_summarize_new_values('bronze_supabase.browser_sessions__cursor_brin')")
+        wh.execute("select brin_summarize_new_values('bronze_browser_infra.browser_sessions__cursor_brin')")
         src.execute(
             "update public.browser_sessions set status = 'completed', "
             "updated_at = %s + interval '1 second' * (abs(hashtext(id::text)) %% 3600) "
@@ -174,7 +174,7 @@ def child_medallion(src_port: int, wh_port: int, hourly: bool) -> None:
     print(
         json.dumps(
             {
-                "table": "bronze_supabase.browser_sessions",
+                "table": "bronze_browser_infra.browser_sessions",
                 "seconds": seconds,
                 "rows": result.rows_read,
                 "written": result.rows_written,
@@ -229,7 +229,7 @@ def main() -> None:
                 if method == "psql_binary_pipe":
                     verify(src_uri, wh_uri, "ref.browser_sessions", latest=False)
                 elif method == "medallion":
-                    verify(src_uri, wh_uri, "bronze_supabase.browser_sessions", latest=True)
+                    verify(src_uri, wh_uri, "bronze_browser_infra.browser_sessions", latest=True)
                 results[method].append(res)
                 print(
                     f"round {round_} {method:18} {res['rows']:>10,} rows {res['seconds']:7.2f}s "

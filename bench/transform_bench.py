@@ -3,7 +3,7 @@
     python bench/transform_bench.py [--scale 1.0] [--runs 3] [--modes watcher-subprocess,watcher-dbt_runner]
 
 Starts its own local stack (embedded Postgres: source + warehouse, Airflow metadata DB in a temp dir),
-seeds the demo source, loads bronze with the bronze_supabase DAG and builds silver and gold once
+seeds the demo source, loads bronze with the bronze_browser_infra DAG and builds silver and gold once
 (untimed warm-up: first builds create every table). Then, per round, the source clock advances one
 hour, bronze loads that hour (untimed), and each method processes the same interval in turn (order
 rotated every round), all on the same data:
@@ -104,7 +104,7 @@ def main() -> None:
             transform.INVOCATION_MODE = transform.InvocationMode[invocation]
             bag = DagBag(dag_folder=str(ROOT / "dags"))
             assert not bag.import_errors, bag.import_errors
-            dags = {d: bag.get_dag(d) for d in ("bronze_supabase", "silver", "gold")}
+            dags = {d: bag.get_dag(d) for d in ("bronze_browser_infra", "silver", "gold")}
             for dag in dags.values():  # a failure ends the benchmark at once instead of waiting for retries
                 for t in dag.tasks:
                     t.retries = 0
@@ -141,7 +141,7 @@ def main() -> None:
 
         when = as_of
         print("warm-up: bronze first load, silver and gold first builds, bare dbt once (untimed) ...", flush=True)
-        for dag_id in ("bronze_supabase", "silver", "gold"):
+        for dag_id in ("bronze_browser_infra", "silver", "gold"):
             dag_test(first[dag_id], when)
         bare(
             {
@@ -156,7 +156,7 @@ def main() -> None:
             with psycopg.connect(stack.source_admin_uri) as conn:
                 demo_source.advance(conn, hours=1)
             when += timedelta(hours=1)
-            dag_test(first["bronze_supabase"], when)
+            dag_test(first["bronze_browser_infra"], when)
             interval = {"MEDALLION_INTERVAL_START": (when - timedelta(hours=1)).isoformat(),
                         "MEDALLION_INTERVAL_END": when.isoformat()}  # fmt: skip
             order = methods[round_ % len(methods) :] + methods[: round_ % len(methods)]

@@ -14,7 +14,7 @@ DOCS = """
 **What**: every 15 minutes, compares each table's age with its SLA (warn_after / error_after):
 - **bronze** tables: age of the last successful load (the newest `success` row of
   `ops.replication_batches`, so an hour with no changed rows still counts); SLA: the table's
-  `freshness` in `include/dbt/models/staging/_supabase__sources.yml`.
+  `freshness` in `include/dbt/models/staging/browser_infra/_browser_infra__sources.yml`.
 - **silver** and **gold** tables (`silver_core.*`, `gold_marts.*`): age of the newest interval the
   data covers, not of the last rebuild: `max(covered_by)` + one grain, e.g. a daily mart whose
   newest `date_day` is the 21st covers until the 22nd 00:00 UTC; silver's incremental facts cover
@@ -27,7 +27,7 @@ DOCS = """
 
 The SLAs are copied into `ops.table_slas` on every check; the result is the view
 `ops.table_freshness` (worst first: kind, table, last load or covered-until, age, SLA, status,
-failing since, last error, a link to the DAG's runs). `bronze_supabase` runs the same check after
+failing since, last error, a link to the DAG's runs). `bronze_browser_infra` runs the same check after
 each load; this schedule also notices a DAG that silently stopped running (paused, scheduler down,
 stuck run).
 

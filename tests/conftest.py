@@ -110,6 +110,6 @@ def spec():
     """The declared spec of a table, optionally with overrides: spec('browser_sessions', mode='full')."""
 
     def make(table: str, **overrides) -> config.TableSpec:
-        return replace(config.get_table(table), **overrides)
+        return replace(config.get_table("browser_infra", table), **overrides)
 
     return make

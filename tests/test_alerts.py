@@ -91,7 +91,7 @@ def pipeline(airflow_db, inbox):
             build_silver(wh, sla, datetime.now(UTC))
     bag = DagBag(dag_folder=str(config.ROOT / "dags"))
     assert not bag.import_errors
-    assert bag.get_dag("bronze_supabase").test(logical_date=AS_OF).state == "success"
+    assert bag.get_dag("bronze_browser_infra").test(logical_date=AS_OF).state == "success"
     assert inbox.take() == [], "every table was just loaded: nothing is stale, nothing failed"
     return stack, bag
 
@@ -210,7 +210,7 @@ def assert_in_both(mail: Received, *facts: str) -> None:
 
 def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline, inbox):
     stack, bag = pipeline
-    dag = bag.get_dag("bronze_supabase")
+    dag = bag.get_dag("bronze_browser_infra")
     logical = AS_OF + timedelta(hours=1)  # a manual run: data interval [AS_OF, AS_OF + 1h)
     with retries(dag.get_task("load"), 1), unreadable(stack, "api_keys"):
         run = dag.test(logical_date=logical)
@@ -227,17 +227,18 @@ def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline
     assert tries == 2, "the load ran twice (one retry)"
 
     [mail] = inbox.take()  # one email for two failed tries, none from the freshness check after it
-    assert mail.subject == "[medallion] FAILED bronze_supabase.load[api_keys] (1 run)"
+    assert mail.subject == "[medallion] FAILED bronze_browser_infra.load[api_keys] (1 run)"
     assert mail.to == [RECIPIENT]
     assert mail.content_type == "multipart/alternative" and mail.text and mail.html
     command = (
-        "airflow tasks clear bronze_supabase -t load -s 2026-11-01T01:00:00+00:00 -e 2026-11-01T01:00:00+00:00 -f -d -y"
+        "airflow tasks clear bronze_browser_infra -t load -s 2026-11-01T01:00:00+00:00 "
+        "-e 2026-11-01T01:00:00+00:00 -f -d -y"
     )
     assert_in_both(
         mail,
-        "bronze_supabase.load[api_keys] failed after 2 tries.",
-        "Error: ReplicationError: bronze_supabase.api_keys: load failed: permission denied for table api_keys",
-        "Table: bronze_supabase.api_keys",
+        "bronze_browser_infra.load[api_keys] failed after 2 tries.",
+        "Error: ReplicationError: bronze_browser_infra.api_keys: load failed: permission denied for table api_keys",
+        "Table: bronze_browser_infra.api_keys",
         "Interval: 2026-11-01 00:00 → 01:00 UTC",
         f"Run: {run.run_id}",
         "Stale now: nothing — every table is within its SLA",
@@ -245,7 +246,7 @@ def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline
     )
     assert mail.text.index("Error:") < mail.text.index("Interval:") < mail.text.index("What to do:")
     log_url = re.search(r"^Log: (\S+)$", mail.text, re.M).group(1)
-    assert "/dags/bronze_supabase/runs/" in log_url and "/tasks/load/mapped/" in log_url
+    assert "/dags/bronze_browser_infra/runs/" in log_url and "/tasks/load/mapped/" in log_url
     assert log_url.endswith("?try_number=2") and f'href="{html.escape(log_url)}"' in mail.html
 
 
@@ -264,16 +265,18 @@ def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_re
         mail,
         "invoices — ERROR (new)",
         "SLA: warn after 26h, error after 72h",
-        """airflow dags trigger bronze_supabase -c '{"tables": ["invoices"]}'""",
+        """airflow dags trigger bronze_browser_infra -c '{"tables": ["invoices"]}'""",
     )
 
     assert checker.test().state == "success"
     assert inbox.take() == [], "still stale: nothing new to say"
-    other = bag.get_dag("bronze_supabase").test(logical_date=AS_OF + timedelta(hours=2), run_conf={"tables": ["plans"]})
+    other = bag.get_dag("bronze_browser_infra").test(
+        logical_date=AS_OF + timedelta(hours=2), run_conf={"tables": ["plans"]}
+    )
     assert other.state == "success", "stale data does not fail a bronze run"
     assert inbox.take() == [], "nor does its check_freshness repeat the email"
 
-    run = bag.get_dag("bronze_supabase").test(
+    run = bag.get_dag("bronze_browser_infra").test(
         logical_date=AS_OF + timedelta(hours=3), run_conf={"tables": ["invoices"]}
     )
     assert run.state == "success"
@@ -291,7 +294,7 @@ def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_re
 
 
 @pytest.mark.parametrize(("dag_id", "allowed", "work"), [
-    ("bronze_supabase", 45, "a long COPY"),  # MEDALLION_BRONZE_DEADLINE_MINUTES' default
+    ("bronze_browser_infra", 45, "a long COPY"),  # MEDALLION_BRONZE_DEADLINE_MINUTES' default
     ("silver", 60, "a long dbt build"),  # MEDALLION_SILVER_DEADLINE_MINUTES'
     ("gold", 60, "a long dbt build"),  # MEDALLION_GOLD_DEADLINE_MINUTES'
 ])  # fmt: skip
@@ -393,7 +396,7 @@ def test_the_view_states_the_facts_the_email_states(pipeline, inbox):
                 gold_slas[name]["covered_grain"]) == (sla.warn_after, sla.error_after, sla.covered_by,
                                                       sla.covered_grain)  # fmt: skip
         assert gold_view[name]["status"] == "fresh" and gold_view[name]["last_load_at"] > datetime.now(UTC)
-    declared = config.tables()
+    declared = config.tables("browser_infra")
     assert set(view) == set(slas) == set(declared), "every declared table, synced from the one declaration"
     for name, spec in declared.items():
         assert (slas[name]["warn_after"], slas[name]["error_after"]) == (spec.freshness.warn_after,
@@ -492,7 +495,7 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
         "/dags/gold/runs",
         "airflow dags trigger gold",
     )
-    assert "bronze_supabase -c" not in mail.text, "no bronze table is stale: no bronze catch-up command"
+    assert "bronze_browser_infra -c" not in mail.text, "no bronze table is stale: no bronze catch-up command"
     row = freshness_row(stack, "gold", "fct_daily_sessions")
     assert (row["source"], row["last_load_at"], row["status"]) == ("gold_marts", covered_until, "error")
     assert abs(row["age"] - age) < timedelta(minutes=2)
@@ -538,7 +541,9 @@ def test_a_gold_table_never_built_or_not_measurable_reads_as_stale_and_says_why(
     assert (row["last_load_at"], row["age"], row["status"]) == (None, None, "error")
     assert row["last_error"] == "never built: gold_marts.fct_growth_daily does not exist"
     bronze = rows(stack, "select table_name from ops.table_freshness where kind = 'bronze' and status = 'fresh'")
-    assert {r["table_name"] for r in bronze} == set(config.tables()), "bronze is still checked, and fresh"
+    assert {r["table_name"] for r in bronze} == set(config.tables("browser_infra")), (
+        "bronze is still checked, and fresh"
+    )
 
     with warehouse(stack) as wh:  # gold builds them
         wh.execute("drop view gold_marts.fct_org_daily")
@@ -622,13 +627,13 @@ def failed_batches(stack, table: str, run_id: str) -> list[dict]:
 
 def test_a_failure_alert_that_cannot_be_sent_is_kept_and_sent_once_when_smtp_is_back(pipeline, inbox, monkeypatch):
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "organization_members"
+    dag, table = bag.get_dag("bronze_browser_infra"), "organization_members"
     logical = loaded_until(stack, table) + timedelta(hours=1)
     with monkeypatch.context() as m, retries(dag.get_task("load"), 0), unreadable(stack, table):
         smtp_down(m)
         assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "failed"
     assert inbox.take() == []
-    subject = f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    subject = f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"
     [kept] = rows(stack, "select state, subject, attempts from ops.alert_outbox where state <> 'sent'")
     assert kept == {"state": "failed", "subject": subject, "attempts": 1}
 
@@ -636,19 +641,19 @@ def test_a_failure_alert_that_cannot_be_sent_is_kept_and_sent_once_when_smtp_is_
     assert freshness.check()["alerts_sent"] == 1  # the `freshness` DAG's next check
     [mail] = inbox.take()
     assert mail.subject == subject and mail.to == [RECIPIENT]
-    assert_in_both(mail, f"Error: ReplicationError: bronze_supabase.{table}: load failed: permission denied")
+    assert_in_both(mail, f"Error: ReplicationError: bronze_browser_infra.{table}: load failed: permission denied")
     freshness.check()
     assert inbox.take() == [], "sent exactly once"
     assert [r["state"] for r in rows(stack, "select * from ops.alert_outbox") if r["subject"] == subject] == ["sent"]
 
     assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "success"
     [mail] = inbox.take()  # the bronze run's check: the problem is over
-    assert mail.subject == f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed"
+    assert mail.subject == f"[medallion] RECOVERED bronze_browser_infra.load[{table}] after 1 run failed"
 
 
 def test_with_the_warehouse_and_smtp_down_the_whole_alert_is_in_the_task_log(pipeline, inbox, monkeypatch, caplog):
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "organization_members"
+    dag, table = bag.get_dag("bronze_browser_infra"), "organization_members"
     logical = loaded_until(stack, table) + timedelta(hours=1)
     with monkeypatch.context() as m, retries(dag.get_task("load"), 0):
         smtp_down(m)
@@ -658,8 +663,8 @@ def test_with_the_warehouse_and_smtp_down_the_whole_alert_is_in_the_task_log(pip
     logged = caplog.text
     assert "ALERT NOT SENT" in logged
     assert f"To: {RECIPIENT}" in logged
-    assert f"Subject: [medallion] FAILED bronze_supabase.load[{table}] (1 run)" in logged
-    assert f"bronze_supabase.load[{table}] failed after 1 try." in logged
+    assert f"Subject: [medallion] FAILED bronze_browser_infra.load[{table}] (1 run)" in logged
+    assert f"bronze_browser_infra.load[{table}] failed after 1 try." in logged
     assert "Stale now: unknown — cannot read freshness from the warehouse" in logged
 
 
@@ -669,7 +674,7 @@ def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_i
     a reminder once the last email is older than MEDALLION_ALERT_REMINDER_HOURS; a different error
     of the same task is a new problem; the table loading again closes them with one email each."""
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "subscriptions"
+    dag, table = bag.get_dag("bronze_browser_infra"), "subscriptions"
     start = loaded_until(stack, table)
     load = dag.get_task("load")
     with retries(load, 0), unreadable(stack, table):
@@ -677,7 +682,7 @@ def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_i
                    for n in range(1, 21)]  # fmt: skip
     assert all(len(failed_batches(stack, table, run_id)) == 1 for run_id in run_ids)
     [mail] = inbox.take()
-    assert mail.subject == f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    assert mail.subject == f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"
     [problem] = rows(stack, f"select runs, emails, first_run_id, last_run_id from ops.failure_problems "
                             f"where table_name = '{table}' and closed_at is null")  # fmt: skip
     assert problem == {"runs": 20, "emails": 1, "first_run_id": run_ids[0], "last_run_id": run_ids[-1]}
@@ -688,23 +693,23 @@ def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_i
         dag.test(logical_date=start + timedelta(hours=21), run_conf={"tables": [table]})
         dag.test(logical_date=start + timedelta(hours=22), run_conf={"tables": [table]})
     [mail] = inbox.take()
-    assert re.fullmatch(rf"\[medallion\] STILL FAILING bronze_supabase\.load\[{table}\] \(21 runs since .+\)",
+    assert re.fullmatch(rf"\[medallion\] STILL FAILING bronze_browser_infra\.load\[{table}\] \(21 runs since .+\)",
                         mail.subject), mail.subject  # fmt: skip
     assert_in_both(mail, "is still failing: 21 runs since", "permission denied", "Fix the cause")
 
     with monkeypatch.context() as m, retries(load, 0):  # another error: the source is unreachable
-        m.setenv("AIRFLOW_CONN_SUPABASE_SOURCE", f"postgres://replicator@127.0.0.1:{free_port()}/source")
+        m.setenv("AIRFLOW_CONN_BROWSER_INFRA_SOURCE", f"postgres://replicator@127.0.0.1:{free_port()}/source")
         run = dag.test(logical_date=start + timedelta(hours=23), run_conf={"tables": [table]})
     [mail] = inbox.take()
-    assert mail.subject == f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
-    assert_in_both(mail, "Error: ConnectionFailed: cannot connect to connection 'supabase_source'")
+    assert mail.subject == f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"
+    assert_in_both(mail, "Error: ConnectionFailed: cannot connect to connection 'browser_infra_source'")
     [failed] = failed_batches(stack, table, run.run_id)  # failed before its batch started: in the ledger too
-    assert failed["error"].startswith("cannot connect to connection 'supabase_source'")
+    assert failed["error"].startswith("cannot connect to connection 'browser_infra_source'")
 
     assert dag.test(logical_date=start + timedelta(hours=1), run_conf={"tables": [table]}).state == "success"
     assert sorted(m.subject for m in inbox.take()) == [
-        f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed",
-        f"[medallion] RECOVERED bronze_supabase.load[{table}] after 22 runs failed",
+        f"[medallion] RECOVERED bronze_browser_infra.load[{table}] after 1 run failed",
+        f"[medallion] RECOVERED bronze_browser_infra.load[{table}] after 22 runs failed",
     ]
     assert rows(stack, f"select count(*) as n from ops.failure_problems where table_name = '{table}' "
                        "and closed_at is null") == [{"n": 0}]  # fmt: skip
@@ -712,7 +717,7 @@ def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_i
 
 def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_ledger_and_the_view(pipeline, inbox):
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "browser_sessions"
+    dag, table = bag.get_dag("bronze_browser_infra"), "browser_sessions"
     logical = loaded_until(stack, table) + timedelta(hours=1)
     with psycopg.connect(stack.source.uri("source"), autocommit=True) as src:
         src.execute("alter table public.browser_sessions rename column updated_at to modified_at")
@@ -729,12 +734,12 @@ def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_led
     assert row["status"] == "fresh", "its last load is recent"
     assert row["failing_since"] is not None and row["last_error"] == failed["error"]
     assert row["run_id"] == run.run_id and row["link"].endswith(
-        "/dags/bronze_supabase/runs/" + run.run_id.replace(":", "%3A").replace("+", "%2B")
+        "/dags/bronze_browser_infra/runs/" + run.run_id.replace(":", "%3A").replace("+", "%2B")
     )
-    assert [m.subject for m in inbox.take()] == [f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"]
+    assert [m.subject for m in inbox.take()] == [f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"]
 
     # the warehouse connection dies mid-batch (here: while it waits for the table's lock)
-    lock = f"medallion:bronze_supabase.{table}"
+    lock = f"medallion:bronze_browser_infra.{table}"
     killed = []
 
     def kill_the_waiting_load():
@@ -760,13 +765,13 @@ def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_led
     [failed] = failed_batches(stack, table, run.run_id)
     assert "terminat" in failed["error"], failed["error"]
     assert freshness_row(stack, "bronze", table)["last_error"] == failed["error"]
-    subject = f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    subject = f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"
     assert [m.subject for m in inbox.take()] == [subject], "another error of the same task: a new problem"
 
     assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "success"
     row = freshness_row(stack, "bronze", table)
     assert (row["failing_since"], row["last_error"]) == (None, None)
-    recovered = f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed"
+    recovered = f"[medallion] RECOVERED bronze_browser_infra.load[{table}] after 1 run failed"
     assert [m.subject for m in inbox.take()] == [recovered, recovered]
 
 
@@ -798,7 +803,7 @@ def test_the_view_is_worst_first_covers_silver_and_links_each_row(pipeline, inbo
             assert r["checked_at"] == measured[r["table_name"]], "when its coverage was measured"
             assert r["link"] == f"{alerts._base_url()}/dags/{r['kind']}/runs"
         else:
-            assert r["link"].startswith(f"{alerts._base_url()}/dags/bronze_supabase/runs/")
+            assert r["link"].startswith(f"{alerts._base_url()}/dags/bronze_browser_infra/runs/")
 
 
 def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_fills_it(pipeline, inbox):
@@ -807,23 +812,25 @@ def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_f
     from airflow.utils.session import create_session
 
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "projects"
+    dag, table = bag.get_dag("bronze_browser_infra"), "projects"
     start = loaded_until(stack, table)
     for hours in (1, 3):  # loads [start, +1h) and [+2h, +3h): nothing read [+1h, +2h) but the lookback
         assert dag.test(logical_date=start + timedelta(hours=hours), run_conf={"tables": [table]}).state == "success"
     [mail] = inbox.take()  # sent by the second run's check
     hole = start + timedelta(hours=1)
     iso = hole.isoformat()
-    command = f"airflow backfill create --dag-id bronze_supabase --from-date {iso} --to-date {iso}"
+    command = f"airflow backfill create --dag-id bronze_browser_infra --from-date {iso} --to-date {iso}"
     assert mail.subject == f"[medallion] HOLE bronze projects: 1 hour(s) never loaded, from {alerts.when(hole)[:16]}"
     never = alerts.interval(hole, hole + timedelta(minutes=45))  # the next run re-read 15 minutes (its lookback)
-    assert_in_both(mail, "Table: bronze_supabase.projects", command, f"bronze projects was never loaded for {never}")
+    assert_in_both(
+        mail, "Table: bronze_browser_infra.projects", command, f"bronze projects was never loaded for {never}"
+    )
     [gap] = rows(stack, "select * from ops.replication_gaps where table_name = 'projects'")
     assert (gap["gap_start"], gap["gap_end"], gap["intervals"]) == (hole, hole + timedelta(minutes=45), 1)
     assert gap["backfill_command"] == command
     # Airflow 3.3's backfill runs exactly that interval for those dates (its own planning code)
     with create_session() as session:
-        serialized = DBDagBag().get_latest_version_of_dag("bronze_supabase", session=session)
+        serialized = DBDagBag().get_latest_version_of_dag("bronze_browser_infra", session=session)
         infos = _get_info_list(from_date=hole, to_date=hole, reverse=False, dag=serialized)
     assert [(i.data_interval.start, i.data_interval.end) for i in infos] == [(hole, hole + timedelta(hours=1))]
 
@@ -836,13 +843,15 @@ def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_f
 
 def test_failures_are_one_problem_when_only_numbers_ids_and_times_differ():
     same = [
-        "ReplicationError: bronze_supabase.plans: load failed: canceling statement due to lock timeout after 5000 ms",
-        "ReplicationError: bronze_supabase.plans: load failed: canceling statement due to lock timeout after 12 ms",
+        "ReplicationError: bronze_browser_infra.plans: load failed: "
+        "canceling statement due to lock timeout after 5000 ms",
+        "ReplicationError: bronze_browser_infra.plans: load failed: "
+        "canceling statement due to lock timeout after 12 ms",
     ]
     assert alerts.signature(same[0]) == alerts.signature(same[1])
     batch = "batch 9f2c4e0a1b3d4c5e6f708192a3b4c5d6 at 2026-11-01T03:00:00+00:00 read 1,234 rows"
     assert alerts.signature(batch) == alerts.signature(batch.replace("9f2c", "0000").replace("03:00", "04:00"))
-    other = "SchemaDriftError: schema drift in bronze_supabase.plans.price: numeric -> text"
+    other = "SchemaDriftError: schema drift in bronze_browser_infra.plans.price: numeric -> text"
     assert alerts.signature(other) != alerts.signature(same[0]), "another error class or text: another problem"
     assert alerts.signature(other.replace("price", "name")) != alerts.signature(other), "another column"
 

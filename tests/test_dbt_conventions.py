@@ -128,21 +128,24 @@ def add_dependency(manifest: dict, name: str, dep: str) -> dict:
 BAD_MODELS = {
     "a new core model reading source()": (
         lambda m: add_dependency(
-            with_model(m, "core_users", "core_plans"), "core_plans", "source.medallion.supabase.plans"
+            with_model(m, "core_users", "core_plans"), "core_plans", "source.medallion.browser_infra.plans"
         ),
-        "models/core/core_plans.sql: a core model reads source() supabase.plans: only staging models read sources",
+        "models/core/core_plans.sql: a core model reads source() browser_infra.plans: only staging models read sources",
     ),
     "a staging model that reads another model": (
         lambda m: add_dependency(
-            with_model(m, "stg_plans", "stg_plan_prices"), "stg_plan_prices", "model.medallion.dim_org"
+            with_model(m, "stg_browser_infra__plans", "stg_plan_prices"), "stg_plan_prices", "model.medallion.dim_org"
         ),
         "models/staging/stg_plan_prices.sql: a staging model reads dim_org (core); staging reads sources",
     ),
     "a staging model joining two source tables": (
         lambda m: add_dependency(
-            with_model(m, "stg_plans", "stg_plan_subs"), "stg_plan_subs", "source.medallion.supabase.subscriptions"
+            with_model(m, "stg_browser_infra__plans", "stg_plan_subs"),
+            "stg_plan_subs",
+            "source.medallion.browser_infra.subscriptions",
         ),
-        "models/staging/stg_plan_subs.sql: a staging model reads one source table, this one reads 2: supabase.plans, ",
+        "models/staging/stg_plan_subs.sql: a staging model reads one source table, this one reads 2: "
+        "browser_infra.plans, ",
     ),
     "a metrics view reading silver": (
         lambda m: add_dependency(with_model(m, "v_mrr", "v_users"), "v_users", "model.medallion.dim_user"),

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SOURCES_YAML = ROOT / "include" / "dbt" / "models" / "staging" / "_supabase__sources.yml"
+SOURCES_YAML = ROOT / "include" / "dbt" / "models" / "staging" / "_browser_infra__sources.yml"
 SOURCE_MIGRATIONS = ROOT / "include" / "sql" / "source"
 INITDB_SCRIPT = ROOT / "docker" / "source-db" / "initdb.sh"
 DBT_MANIFEST_SCRIPT = ROOT / "docker" / "dbt-manifest.sh"
@@ -426,12 +426,12 @@ def test_connection_uris_point_at_compose_services_with_their_credentials(compos
             env["WAREHOUSE_DB"]) == (wh.host, wh.port, wh.login, wh.password, wh.schema)  # fmt: skip
 
 
-def test_supabase_source_can_be_pointed_at_real_supabase():
-    """Setting AIRFLOW_CONN_SUPABASE_SOURCE (e.g. in .env) replaces the demo source everywhere."""
+def test_browser_infra_source_can_be_pointed_at_real_supabase():
+    """Setting AIRFLOW_CONN_BROWSER_INFRA_SOURCE (e.g. in .env) replaces the demo source everywhere."""
     pooler = "postgresql://postgres.abcd:pw@aws-0-eu-central-1.pooler.supabase.com:5432/postgres?sslmode=require"
-    compose = load_compose({"AIRFLOW_CONN_SUPABASE_SOURCE": pooler})
+    compose = load_compose({"AIRFLOW_CONN_BROWSER_INFRA_SOURCE": pooler})
     for name, service in airflow_services(compose).items():
-        assert env_of(service)["AIRFLOW_CONN_SUPABASE_SOURCE"] == pooler, name
+        assert env_of(service)["AIRFLOW_CONN_BROWSER_INFRA_SOURCE"] == pooler, name
 
 
 def test_airflow_settings_exist_in_this_airflow(compose):
@@ -660,7 +660,7 @@ def test_source_db_init_script_and_seed_command(compose, embedded_source):
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "already seeded" in again.stdout
     # the replicator reads what was seeded (bypassing RLS), through the compose connection's role
-    source_uri = urlsplit(env_of(compose["x-airflow-common"])["AIRFLOW_CONN_SUPABASE_SOURCE"])
+    source_uri = urlsplit(env_of(compose["x-airflow-common"])["AIRFLOW_CONN_BROWSER_INFRA_SOURCE"])
     with psycopg.connect(pg.uri(db_env["POSTGRES_DB"], user=source_uri.username)) as conn:
         assert conn.execute("select count(*) from public.browser_sessions").fetchone()[0] > 0
 

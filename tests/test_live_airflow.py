@@ -75,10 +75,10 @@ def test_dag_processor_parses_every_dag_without_errors(live):
 
 def test_deadline_miss_is_emailed_by_the_real_scheduler(live):
     """The bronze deadline is 3 s here; the scheduler sees the miss, the triggerer sends the email."""
-    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})  # its catch-up run is late
+    live.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})  # its catch-up run is late
 
     def late_mail():
-        return [m for m in live.inbox.messages if m.subject.startswith("[medallion] LATE bronze_supabase")]
+        return [m for m in live.inbox.messages if m.subject.startswith("[medallion] LATE bronze_browser_infra")]
 
     mails = wait_until(late_mail, 300, "no deadline-miss email arrived")
     assert "past its deadline" in mails[0].text or "after its deadline" in mails[0].text
@@ -86,10 +86,10 @@ def test_deadline_miss_is_emailed_by_the_real_scheduler(live):
 
 
 def test_trigger_bronze_with_params_through_the_rest_api(live):
-    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
-    run = live.api("POST", "/dags/bronze_supabase/dagRuns",
+    live.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})
+    run = live.api("POST", "/dags/bronze_browser_infra/dagRuns",
                    json={"logical_date": None, "conf": {"tables": ["plans", "users"]}})  # fmt: skip
-    assert live.wait_for_run("bronze_supabase", run["dag_run_id"]) == "success"
+    assert live.wait_for_run("bronze_browser_infra", run["dag_run_id"]) == "success"
     with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh, \
             psycopg.connect(live.stack.source.uri("source")) as src:  # fmt: skip
         loaded = dict(wh.execute(
@@ -97,7 +97,7 @@ def test_trigger_bronze_with_params_through_the_rest_api(live):
             (run["dag_run_id"],)).fetchall())  # fmt: skip
         assert set(loaded) == {"plans", "users"}
         for table in loaded:
-            assert wh.execute(f"select count(*) from bronze_supabase.{table}").fetchone()[0] == src.execute(
+            assert wh.execute(f"select count(*) from bronze_browser_infra.{table}").fetchone()[0] == src.execute(
                 f"select count(*) from public.{table}").fetchone()[0]  # fmt: skip
 
 
@@ -119,12 +119,13 @@ def wait_for_asset_run(live, dag_id: str, after: str, timeout: float = 900) -> d
 
 
 def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_assets(live):
-    """bronze lands -> `bronze_supabase_tables` asset -> silver -> `silver_tables` asset -> gold, by the scheduler."""
-    for dag_id in ("bronze_supabase", "silver"):
+    """bronze lands -> `bronze_browser_infra_tables` asset -> silver -> `silver_browser_infra_tables` asset -> gold,
+    by the scheduler."""
+    for dag_id in ("bronze_browser_infra", "silver"):
         live.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-    bronze = live.api("POST", "/dags/bronze_supabase/dagRuns", json={"logical_date": None})
-    assert live.wait_for_run("bronze_supabase", bronze["dag_run_id"]) == "success"
-    bronze = live.api("GET", f"/dags/bronze_supabase/dagRuns/{bronze['dag_run_id']}")
+    bronze = live.api("POST", "/dags/bronze_browser_infra/dagRuns", json={"logical_date": None})
+    assert live.wait_for_run("bronze_browser_infra", bronze["dag_run_id"]) == "success"
+    bronze = live.api("GET", f"/dags/bronze_browser_infra/dagRuns/{bronze['dag_run_id']}")
     wait_for_asset_run(live, "silver", after=bronze["queued_at"])
 
     # gold only once silver exists: unpausing starts its latest scheduled interval at once
@@ -149,7 +150,8 @@ def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_asse
 def test_backfill_of_a_two_day_range_succeeds(live):
     start = NOW - timedelta(days=3)
     backfill = live.api("POST", "/backfills", json={
-        "dag_id": "bronze_supabase", "from_date": start.isoformat(), "to_date": (start + timedelta(days=2)).isoformat(),
+        "dag_id": "bronze_browser_infra", "from_date": start.isoformat(),
+        "to_date": (start + timedelta(days=2)).isoformat(),
         "max_active_runs": 4, "dag_run_conf": {"tables": ["plans"]}, "reprocess_behavior": "none",
     })  # fmt: skip
 
@@ -158,7 +160,9 @@ def test_backfill_of_a_two_day_range_succeeds(live):
         return b if b.get("completed_at") else None
 
     wait_until(finished, 1200, "backfill did not complete")
-    runs = live.api("GET", "/dags/bronze_supabase/dagRuns", params={"run_type": "backfill", "limit": 100})["dag_runs"]
+    runs = live.api("GET", "/dags/bronze_browser_infra/dagRuns", params={"run_type": "backfill", "limit": 100})[
+        "dag_runs"
+    ]
     assert len(runs) >= 48 and {r["state"] for r in runs} == {"success"}
     with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh:
         covered = wh.execute(
@@ -170,7 +174,7 @@ def test_backfill_of_a_two_day_range_succeeds(live):
     # bronze's backfill runs published its asset: the scheduler carries on with silver, then gold
     # (both unpaused by the asset-chain test above)
     events = live.api("GET", "/assets/events", params={
-        "source_dag_id": "bronze_supabase", "order_by": "-timestamp", "limit": 100})["asset_events"]  # fmt: skip
+        "source_dag_id": "bronze_browser_infra", "order_by": "-timestamp", "limit": 100})["asset_events"]  # fmt: skip
     last = next(e for e in events if e["source_run_id"].startswith("backfill__"))
     silver = wait_for_asset_run(live, "silver", after=last["timestamp"])
     wait_for_asset_run(live, "gold", after=silver["start_date"])
@@ -196,9 +200,9 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
     assert os.path.exists(CHROMIUM), "Debian's chromium is installed by `make browser` (part of `make test`)"
     ARTIFACTS.mkdir(exist_ok=True)
     layer_dags = [
-        p.stem for p in (config.ROOT / "dags").glob("*.py") if p.stem in ("bronze_supabase", "silver", "gold")
+        p.stem for p in (config.ROOT / "dags").glob("*.py") if p.stem in ("bronze_browser_infra", "silver", "gold")
     ]
-    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
+    live.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -216,14 +220,14 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
                 expect(page.get_by_text(dag_id, exact=True).first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "1-dags.png")
 
-            page.goto(f"{live.url}/dags/bronze_supabase", wait_until="networkidle")
+            page.goto(f"{live.url}/dags/bronze_browser_infra", wait_until="networkidle")
             page.get_by_role("button", name="Dag Docs").click()
             expect(page.get_by_text("When it fails").first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "2-bronze-docs.png")
             page.keyboard.press("Escape")
 
             page.get_by_role("button", name="Trigger Dag").click()
-            dialog = page.get_by_role("dialog").filter(has_text="Trigger Dag - bronze_supabase")
+            dialog = page.get_by_role("dialog").filter(has_text="Trigger Dag - bronze_browser_infra")
             expect(dialog.get_by_text("Tables to load; leave empty for all.")).to_be_visible()  # our Param's text
             expect(dialog.get_by_role("checkbox", name="Full refresh")).to_be_visible()
             for name in ("Tables", "Full refresh"):  # optional params: no required-field `*` by their label
@@ -235,18 +239,19 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
             page.screenshot(path=ARTIFACTS / "3-trigger-form.png")
             newest = {"order_by": "-run_after", "limit": 20}  # other tests leave many runs (a backfill)
             before = {
-                r["dag_run_id"] for r in live.api("GET", "/dags/bronze_supabase/dagRuns", params=newest)["dag_runs"]
+                r["dag_run_id"]
+                for r in live.api("GET", "/dags/bronze_browser_infra/dagRuns", params=newest)["dag_runs"]
             }
             dialog.get_by_role("button", name="Trigger").click()
 
             def new_run():
-                runs = live.api("GET", "/dags/bronze_supabase/dagRuns", params=newest)["dag_runs"]
+                runs = live.api("GET", "/dags/bronze_browser_infra/dagRuns", params=newest)["dag_runs"]
                 return next((r for r in runs if r["dag_run_id"] not in before and r["run_type"] == "manual"), None)
 
             run = wait_until(new_run, 60, "the trigger form created no run")
             assert run["conf"] == {"tables": ["plans"], "full_refresh": False}
-            assert live.wait_for_run("bronze_supabase", run["dag_run_id"]) == "success"
-            page.goto(f"{live.url}/dags/bronze_supabase/runs/{run['dag_run_id']}", wait_until="networkidle")
+            assert live.wait_for_run("bronze_browser_infra", run["dag_run_id"]) == "success"
+            page.goto(f"{live.url}/dags/bronze_browser_infra/runs/{run['dag_run_id']}", wait_until="networkidle")
             expect(page.get_by_text("success").first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "4-run-succeeded.png")
         finally:

@@ -5,7 +5,7 @@
 # 1. applies the Supabase-shaped demo migrations, include/sql/source/*.sql (mounted read-only at
 #    /medallion/sql/source), in file-name order, as the database owner;
 # 2. gives the `replicator` role (created by 003_replication_role.sql with no password) the password
-#    from SOURCE_REPLICATOR_PASSWORD, so Airflow's supabase_source connection can log in with
+#    from SOURCE_REPLICATOR_PASSWORD, so Airflow's browser_infra_source connection can log in with
 #    scram-sha-256 like it would on real Supabase.
 # The data itself is loaded afterwards by the `source-seed` service (python -m medallion.demo_source).
 set -euo pipefail

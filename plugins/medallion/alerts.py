@@ -301,6 +301,7 @@ def send(email: Email) -> list[str]:
 @dataclass(frozen=True)
 class Failure:
     dag_id: str
+    product: str | None  # the DAG's product (config.product_of_dag), None for shared DAGs (freshness)
     task_id: str
     label: str  # task_id, or task_id[table] for a mapped task
     table: str | None
@@ -319,9 +320,11 @@ def failure_from_context(context: dict) -> Failure:
     map_index = getattr(ti, "map_index", -1)
     mapped = map_index is not None and map_index >= 0
     name = (getattr(ti, "rendered_map_index", None) or context.get("table") or str(map_index)) if mapped else None
-    table = name if name in config.tables() else context.get("table")
+    product = config.product_of_dag(ti.dag_id)
+    table = name if config.find_table(product, name) else context.get("table")
     return Failure(
         dag_id=ti.dag_id,
+        product=product,
         task_id=ti.task_id,
         label=f"{ti.task_id}[{name}]" if mapped else ti.task_id,
         table=table,
@@ -358,7 +361,7 @@ def failure_email(failure: Failure, stale: list[TableFreshness] | None, freshnes
     doc.facts.append(("Error", failure.error))
     doc.facts += [("DAG", failure.dag_id), ("Task", failure.label)]
     if failure.table:
-        spec = config.tables().get(failure.table)
+        spec = config.find_table(failure.product, failure.table)
         doc.facts.append(("Table", spec.qualified if spec else failure.table))
     doc.facts += [
         ("Interval", interval(failure.interval_start, failure.interval_end)),
@@ -730,7 +733,7 @@ async def on_deadline_missed(context: dict | None = None, **kwargs: Any) -> str:
 SHORT_LOOKBACK_MINUTES = 5
 
 
-def reconciliation_email(results: list[dict], run_id: str | None = None) -> Email | None:
+def reconciliation_email(results: list[dict], run_id: str | None = None, product: str | None = None) -> Email | None:
     """Bronze had to be repaired: versions no load copied were appended (one email per run); None: quiet.
 
     `results` are medallion.reconcile.Reconciliation.as_dict() of the run's tables. Hard deletes
@@ -739,7 +742,8 @@ def reconciliation_email(results: list[dict], run_id: str | None = None) -> Emai
     repaired = sorted((r for r in results if r and r.get("appended")), key=lambda r: r["table"])
     if not repaired:
         return None
-    declared = config.tables()
+    declared = {r["table"]: config.find_table(product, r["table"]) for r in repaired}
+    declared = {name: spec for name, spec in declared.items() if spec}
     labels = [declared[r["table"]].qualified if r["table"] in declared else r["table"] for r in repaired]
     total = sum(r["appended"] for r in repaired)
     rows = "1 row version" if total == 1 else f"{total:,} row versions"
@@ -749,6 +753,7 @@ def reconciliation_email(results: list[dict], run_id: str | None = None) -> Emai
     for label, r in zip(labels, repaired, strict=True):
         spec = declared.get(r["table"])
         cursor = spec.cursor if spec else "the cursor"
+        declared_in = spec.declared_at if spec else f"include/dbt/models/staging/{product}/_{product}__sources.yml"
         lines = [
             f"{r['method']} check of {r['rows_checked']:,} source rows (cursor before {when(r['checked_until'])}): "
             f"missing {r['missing']:,}, stale {r['stale']:,}, hard-deleted {r['deleted']:,}",
@@ -765,7 +770,7 @@ def reconciliation_email(results: list[dict], run_id: str | None = None) -> Emai
             )
             advice.append(
                 f"{label}: if late commits recur, raise lookback_minutes (now {lookback:g}) above your longest "
-                f"write transaction, in the table's declaration (include/dbt/models/staging/_supabase__sources.yml)."
+                f"write transaction, in the table's declaration ({declared_in})."
             )
         if r["null_cursor"]:
             lines.append(f"likely cause: NULL cursors: {r['null_cursor']:,} rows whose {cursor} is NULL, "

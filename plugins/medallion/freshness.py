@@ -162,7 +162,7 @@ class FreshnessUnavailable(RuntimeError):
 def bronze_slas() -> list[Sla]:
     return [
         Sla("bronze", t.source, t.name, t.freshness.warn_after, t.freshness.error_after, t.declared_at)
-        for t in config.tables().values()
+        for t in config.all_tables()
     ]
 
 

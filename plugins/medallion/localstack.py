@@ -29,8 +29,8 @@ from pathlib import Path
 
 import psycopg
 
-from medallion import demo_source
-from medallion.config import POOLS_FILE, ROOT
+from medallion import config, demo_source
+from medallion.config import ROOT
 from medallion.localpg import LocalPostgres, PortTaken, check_port
 
 LOCAL_DIR = Path(os.environ.get("MEDALLION_LOCAL_DIR", ROOT / ".local"))
@@ -42,9 +42,12 @@ PORTS = {
     "MEDALLION_MAIL_PORT": 8025,  # the mail sink's web page
     "MEDALLION_AIRFLOW_PORT": 8080,  # the Airflow UI / REST API of `make airflow`
 }
-# DAGs `make airflow` unpauses: the freshness watchdog and the reconciliation
-RECONCILE_DAG = "bronze_supabase_reconcile"
-WATCHDOG_DAGS = ("freshness", RECONCILE_DAG)
+# DAGs `make airflow` unpauses: the freshness watchdog and every product's reconciliation
+RECONCILE_DAG = "bronze_browser_infra_reconcile"
+
+
+def watchdog_dags() -> tuple[str, ...]:
+    return ("freshness", *(f"bronze_{p}_reconcile" for p in config.product_ids()))
 
 
 class LocalStackError(RuntimeError):
@@ -182,7 +185,7 @@ class Stack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__API__BASE_URL": "http://localhost:8080",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW_CONN_SUPABASE_SOURCE": self.source.uri("source", user="replicator"),
+            "AIRFLOW_CONN_BROWSER_INFRA_SOURCE": self.source.uri("source", user="replicator"),
             "AIRFLOW_CONN_WAREHOUSE": self.warehouse_uri,
             "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{self.smtp_port}?disable_ssl=true&disable_tls=true",
             "MEDALLION_ALERT_EMAILS": os.environ.get("MEDALLION_ALERT_EMAILS", "oncall@example.com"),
@@ -206,7 +209,7 @@ class Stack:
     def migrate_airflow(self) -> None:
         """Airflow's metadata schema, then the pools the DAGs use (as docker-compose's airflow-init does)."""
         self.airflow("db", "migrate", quiet=True)
-        self.airflow("pools", "import", str(POOLS_FILE), quiet=True)
+        self.airflow("pools", "import", str(config.write_pools(self.base / "pools.json")), quiet=True)
 
 
 def _listening(port: int) -> bool:
@@ -262,7 +265,7 @@ def bronze_report(stack: Stack, since: datetime) -> str:
         for table, read, written, rate in batches:
             n_src = src.execute(f'select count(*) from public."{table}"').fetchone()[0]
             n_live = wh.execute(f"""select count(*) from (select distinct on (id) _deleted_at
-                                      from bronze_supabase."{table}" order by id, _cursor desc nulls last,
+                                      from bronze_browser_infra."{table}" order by id, _cursor desc nulls last,
                                       _loaded_at desc) t where _deleted_at is null""").fetchone()[0]
             lines.append(
                 f"{table:22} {read:>12,} {written:>13,} {rate or 0:>10,.0f} {n_src:>12,} {n_live:>12,}  "
@@ -371,14 +374,18 @@ def demo(stack: Stack, scale: float) -> None:
     stack.migrate_airflow()
     started = datetime.now(UTC)
     start, end = as_of - timedelta(hours=1), as_of
-    print(f"running bronze_supabase through Airflow for the interval [{start:%Y-%m-%d %H:%M}, {end:%H:%M}) UTC ...")
-    run_dag(stack, "bronze_supabase", start, end)
+    print(
+        f"running bronze_browser_infra through Airflow for the interval [{start:%Y-%m-%d %H:%M}, {end:%H:%M}) UTC ..."
+    )
+    run_dag(stack, "bronze_browser_infra", start, end)
     # hard deletes (and anything a load missed) reach bronze through the reconciliation (every 6 h when scheduled)
     run_dag(stack, RECONCILE_DAG)
-    logs = [stack.base / f"demo-{d}.log" for d in ("bronze_supabase", RECONCILE_DAG)]
+    logs = [stack.base / f"demo-{d}.log" for d in ("bronze_browser_infra", RECONCILE_DAG)]
     print(f"\nBronze load and reconciliation (Airflow logs: {', '.join(map(str, logs))})\n")
     print(bronze_report(stack, started))
-    for dag_id in ("silver", "gold"):  # in order, as the bronze → silver → gold assets chain them
+    from medallion.backfill import dag_order
+
+    for dag_id in dag_order(config.product("browser_infra"))[1:]:  # in order, as bronze → silver → gold chain them
         t1 = time.monotonic()
         print(f"\nrunning {dag_id} (dbt via Cosmos) through Airflow for the same interval ...", end=" ", flush=True)
         run_dag(stack, dag_id, start, end)
@@ -422,8 +429,8 @@ def airflow(stack: Stack) -> None:
         live.start()
         print(f"Airflow UI: {live.url}  login: {live.user} / {live.password}  (logs: {live.home / 'logs'})")
         print(f"alert emails: http://127.0.0.1:{port('MEDALLION_MAIL_PORT')}/ (Maildir {stack.maildir})")
-        on = live.unpause_existing(WATCHDOG_DAGS)
-        print(f"unpaused the watchdogs: {', '.join(on) or 'none found'}; bronze_supabase, silver and gold start "
+        on = live.unpause_existing(watchdog_dags())
+        print(f"unpaused the watchdogs: {', '.join(on) or 'none found'}; the bronze, silver and gold DAGs start "
               f"paused (schedules start {stack.start_date()})")  # fmt: skip
         print("Ctrl-C stops every Airflow process (the Postgres servers and the mail sink keep running: "
               "`make down`)", flush=True)  # fmt: skip
