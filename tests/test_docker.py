@@ -30,13 +30,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from medallion import config
-
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SOURCES_YAML = ROOT / "include" / "dbt" / "models" / "staging" / "_browser_infra__sources.yml"
+PRODUCTS_DIR = ROOT / "include" / "products"
 SOURCE_MIGRATIONS = ROOT / "include" / "sql" / "source"
 INITDB_SCRIPT = ROOT / "docker" / "source-db" / "initdb.sh"
 DBT_MANIFEST_SCRIPT = ROOT / "docker" / "dbt-manifest.sh"
@@ -45,7 +43,6 @@ VENV_BIN = Path(sys.executable).parent
 # The image's AIRFLOW_HOME; medallion.config finds include/ as parents[2] of plugins/medallion/config.py.
 AIRFLOW_HOME = "/opt/airflow"
 # the image copies include/ to /opt/airflow/include/ (Dockerfile)
-POOLS_IN_IMAGE = f"{AIRFLOW_HOME}/{config.POOLS_FILE.relative_to(ROOT)}"
 # Services that run an Airflow component (long-running) and the command each runs.
 AIRFLOW_COMPONENTS = {
     "airflow-apiserver": "api-server",
@@ -352,9 +349,9 @@ def connection_ids_read_by_the_code() -> set[str]:
     from medallion import config
 
     ids = config.connection_ids()
-    # the brief's own reading of the source id, straight from the YAML, must agree
-    declared = yaml.safe_load(SOURCES_YAML.read_text())
-    assert declared["sources"][0]["config"]["meta"]["replication"]["source_conn_id"] in ids
+    # every product's source connection, read straight from its YAML, must agree
+    for product in PRODUCTS_DIR.glob("*.yml"):
+        assert yaml.safe_load(product.read_text())["source_conn_id"] in ids, product
     assert {config.WAREHOUSE_CONN_ID, config.SMTP_CONN_ID} <= ids
     return ids
 
@@ -514,9 +511,13 @@ def test_init_service_creates_what_the_others_need(compose):
     script = command_of(init)
     env = env_of(init)
     lines = [ln.strip() for ln in script.splitlines()]
-    migrate_then_pools = ["/entrypoint airflow db migrate", f"exec /entrypoint airflow pools import {POOLS_IN_IMAGE}"]
-    assert lines[-2:] == migrate_then_pools, "init migrates the metadata DB, then creates the pools the DAGs use"
-    assert config.POOLS_FILE.is_file() and " include/ /opt/airflow/include/" in DOCKERFILE.read_text()
+    migrate_then_pools = [
+        "/entrypoint airflow db migrate",
+        "python -m medallion.config pools > /tmp/medallion-pools.json",
+        "exec /entrypoint airflow pools import /tmp/medallion-pools.json",
+    ]
+    assert lines[-3:] == migrate_then_pools, "init migrates the metadata DB, then creates every product's pools"
+    assert "ENV PYTHONPATH=/opt/airflow/plugins" in DOCKERFILE.read_text(), "`python -m medallion.config` runs"
     mkdir = next(ln.split()[2:] for ln in lines if ln.startswith("mkdir -p "))
     chown = next(ln.split() for ln in lines if ln.startswith("chown -R "))
     assert init.get("user") == "0:0" and chown[2] == "50000:0", "volumes are handed to the airflow user"
