@@ -295,8 +295,8 @@ def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_re
 
 @pytest.mark.parametrize(("dag_id", "allowed", "work"), [
     ("bronze_browser_infra", 45, "a long COPY"),  # MEDALLION_BRONZE_DEADLINE_MINUTES' default
-    ("silver", 60, "a long dbt build"),  # MEDALLION_SILVER_DEADLINE_MINUTES'
-    ("gold", 60, "a long dbt build"),  # MEDALLION_GOLD_DEADLINE_MINUTES'
+    ("silver_browser_infra", 60, "a long dbt build"),  # MEDALLION_SILVER_DEADLINE_MINUTES'
+    ("gold_browser_infra", 60, "a long dbt build"),  # MEDALLION_GOLD_DEADLINE_MINUTES'
 ])  # fmt: skip
 def test_a_missed_deadline_sends_its_email_through_the_scheduler_and_triggerer_code(
     pipeline, inbox, dag_id, allowed, work
@@ -869,3 +869,65 @@ def test_a_deadline_alert_that_cannot_be_sent_waits_in_the_outbox(pipeline, inbo
     backoff_elapsed(stack)
     assert freshness.check()["alerts_sent"] == 1
     assert [m.subject for m in inbox.take()] == [kept["subject"]]
+
+
+def test_alert_routing_sends_each_products_alerts_to_its_on_call(pipeline, inbox, monkeypatch):
+    """A product's alerts go to the Variable alert_emails_<product>, else its YAML's alert_emails, else the
+    global list (Variable alert_emails, else env); a freshness check sends one email per product."""
+    from dataclasses import replace
+
+    stack, bag = pipeline
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS", "everyone@example.com")
+    bronze = bag.get_dag("bronze_browser_infra")
+
+    # 1. the product's Variable overrides everything: a FAILED email of its bronze DAG
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS_BROWSER_INFRA", "browser-oncall@example.com; lead@example.com")
+    with retries(bronze.get_task("load"), 0), unreadable(stack, "projects"):
+        run = bronze.test(logical_date=AS_OF + timedelta(hours=5), run_conf={"tables": ["projects"]})
+    assert run.state == "failed"
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] FAILED bronze_browser_infra.load[projects] (1 run)"
+    assert mail.to == ["browser-oncall@example.com", "lead@example.com"]
+
+    # 2. no Variable: the product's YAML list; a stale table's email (the freshness DAG) goes there
+    monkeypatch.delenv("AIRFLOW_VAR_ALERT_EMAILS_BROWSER_INFRA")
+    declared, product = config.product("browser_infra"), config.product
+    monkeypatch.setattr(config, "product", lambda p: replace(declared, alert_emails=("yaml-oncall@example.com",))
+                        if p == "browser_infra" else product(p))  # fmt: skip
+    age_ledger(stack, "usage_records", timedelta(hours=60))  # error_after is 50h
+    assert bag.get_dag("freshness").test().state == "success"
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] STALE usage_records" and mail.to == ["yaml-oncall@example.com"]
+
+    # 3. neither: the global list (its RECOVERED email, sent by the bronze run's own check)
+    monkeypatch.setattr(config, "product", product)
+    assert config.product("browser_infra").alert_emails == ()
+    run = bronze.test(logical_date=AS_OF + timedelta(hours=6), run_conf={"tables": ["usage_records"]})
+    assert run.state == "success"
+    recovered = [m for m in inbox.take() if m.subject == "[medallion] RECOVERED usage_records"]
+    assert [m.to for m in recovered] == [["everyone@example.com"]]
+
+    # 4. one check's news about two products: two emails, each to its own on-call, each naming only its tables
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS_OTHER", "other-oncall@example.com")
+    now = datetime.now(UTC)
+
+    def row(source: str, table: str) -> freshness.TableFreshness:
+        age, warn, error = timedelta(days=5), timedelta(hours=1), timedelta(hours=2)
+        return freshness.TableFreshness("bronze", source, table, now - age, age, warn, error, "error", 1, "b",
+                                        None, None, now)  # fmt: skip
+
+    mine, theirs = row("browser_infra", "plans"), row("other", "widgets")
+    parts = freshness.by_product(freshness.Change(rows=[mine, theirs], opened=[mine, theirs]))
+    assert {p: [r.table_name for r in c.rows] for p, c in parts.items()} == {"browser_infra": ["plans"],
+                                                                           "other": ["widgets"]}  # fmt: skip
+    for product_id, news in parts.items():
+        outbox.deliver(alerts.freshness_email(news, product_id), "freshness")
+    got = {m.subject: m.to for m in inbox.take()}
+    assert got == {"[medallion] STALE plans": ["everyone@example.com"],
+                   "[medallion] STALE widgets": ["other-oncall@example.com"]}  # fmt: skip
+    with warehouse(stack) as wh:
+        routed = wh.execute(
+            "select product, sent_to from ops.alert_outbox_messages where subject in "
+            "('[medallion] STALE plans', '[medallion] STALE widgets') order by product"
+        ).fetchall()
+    assert routed == [("browser_infra", ["everyone@example.com"]), ("other", ["other-oncall@example.com"])]
