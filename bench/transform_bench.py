@@ -84,13 +84,14 @@ def main() -> None:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     import psycopg
 
-    from medallion import compat, demo_source, transform
+    from medallion import compat, transform
     from medallion.config import DBT_PROJECT_DIR
+    from medallion.demo import browser_infra as demo_source
 
     try:
         stack.up()
         as_of = demo_source.floor_hour(demo_source.datetime.now(demo_source.UTC)) - timedelta(hours=args.runs + 1)
-        with psycopg.connect(stack.source_admin_uri) as conn:
+        with psycopg.connect(stack.source_uri("browser_infra")) as conn:
             counts = demo_source.seed(conn, as_of, scale=args.scale)
         print(f"seeded source (scale {args.scale}): browser_sessions {counts['browser_sessions']:,}, "
               f"session_events {counts['session_events']:,}", flush=True)  # fmt: skip
@@ -153,7 +154,7 @@ def main() -> None:
         methods = [*bares, *modes]
         results: dict[str, list[dict]] = {m: [] for m in methods}
         for round_ in range(args.runs):
-            with psycopg.connect(stack.source_admin_uri) as conn:
+            with psycopg.connect(stack.source_uri("browser_infra")) as conn:
                 demo_source.advance(conn, hours=1)
             when += timedelta(hours=1)
             dag_test(first["bronze_browser_infra"], when)

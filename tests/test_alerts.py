@@ -120,7 +120,7 @@ def retries(task, n: int):
 @contextmanager
 def unreadable(stack, table: str):
     """The replication role loses SELECT on one source table: its load fails on every try."""
-    with psycopg.connect(stack.source.uri("source"), autocommit=True) as conn:
+    with psycopg.connect(stack.source.uri("browser_infra"), autocommit=True) as conn:
         conn.execute(f"revoke select on public.{table} from replicator")
         try:
             yield
@@ -719,7 +719,7 @@ def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_led
     stack, bag = pipeline
     dag, table = bag.get_dag("bronze_browser_infra"), "browser_sessions"
     logical = loaded_until(stack, table) + timedelta(hours=1)
-    with psycopg.connect(stack.source.uri("source"), autocommit=True) as src:
+    with psycopg.connect(stack.source.uri("browser_infra"), autocommit=True) as src:
         src.execute("alter table public.browser_sessions rename column updated_at to modified_at")
         try:
             with retries(dag.get_task("load"), 2):

@@ -9,7 +9,8 @@ import pytest
 from checks import bronze_fingerprint, source_fingerprint
 from conftest import AS_OF, reset_connection_databases
 
-from medallion import config, demo_source
+from medallion import config
+from medallion.demo import browser_infra as demo_source
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +29,7 @@ def pipeline(airflow_db):
 
 def assert_bronze_equals_source(stack):
     with (
-        psycopg.connect(stack.source.uri("source", user="replicator")) as src,
+        psycopg.connect(stack.source.uri("browser_infra", user="replicator")) as src,
         psycopg.connect(stack.warehouse.uri("warehouse")) as wh,
     ):
         for spec in config.tables("browser_infra").values():
@@ -43,7 +44,7 @@ def test_bronze_dag_loads_every_table_then_follows_inserts_updates_and_deletes(p
     assert run.state == "success"
     assert_bronze_equals_source(stack)
 
-    with psycopg.connect(stack.source.uri("source")) as conn:
+    with psycopg.connect(stack.source.uri("browser_infra")) as conn:
         changes = demo_source.advance(conn, hours=1, deletes=3)
     assert changes["browser_sessions (deleted)"] == 3
     assert bronze.test(logical_date=AS_OF + timedelta(hours=1)).state == "success"

@@ -577,7 +577,7 @@ def test_source_db_is_initialised_from_the_demo_migrations(compose):
     assert f"{migrations_in_container}" in INITDB_SCRIPT.read_text()
     seed = compose["services"]["source-seed"]
     assert depends_on(seed) == {"source-db": "service_healthy"}
-    assert "python -m medallion.demo_source" in command_of(seed) and " seed" in command_of(seed)
+    assert "python -m medallion.demo.browser_infra" in command_of(seed) and " seed" in command_of(seed)
     assert urlsplit(env_of(seed)["SOURCE_ADMIN_URI"]).hostname == "source-db"
 
 
@@ -598,9 +598,13 @@ def test_source_migrations_parse():
 
     commands = {"create", "alter", "drop", "grant", "revoke", "do", "comment", "insert", "update", "delete",
                 "select", "set", "truncate"}  # fmt: skip
-    files = sorted(SOURCE_MIGRATIONS.glob("*.sql"))
-    assert files, "no migrations"
-    assert [f.name[:4] for f in files] == [f"{i:03d}_" for i in range(1, len(files) + 1)], "NNN_ prefixes, in order"
+    folders = [SOURCE_MIGRATIONS, *(p for p in SOURCE_MIGRATIONS.iterdir() if p.is_dir())]  # generic, per product
+    files = []
+    for folder in folders:
+        mine = sorted(folder.glob("*.sql"))
+        assert mine, f"no migrations in {folder}"
+        assert [f.name[:4] for f in mine] == [f"{i:03d}_" for i in range(1, len(mine) + 1)], f"{folder}: NNN_ prefixes"
+        files += mine
     for f in files:
         text = f.read_text()
         assert text.count("$$") % 2 == 0, f"{f.name}: unbalanced $$ quoting"

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 from conftest import reset_connection_databases
 
-from medallion import config, demo_source
+from medallion import config
+from medallion.demo import browser_infra as demo_source
 from medallion.liveairflow import AirflowStartError, LiveAirflow
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ def _free_port() -> int:
 def live(airflow_db):
     stack = airflow_db
     reset_connection_databases(stack, source_template=None)
-    with psycopg.connect(stack.source.uri("source")) as conn:
+    with psycopg.connect(stack.source.uri("browser_infra")) as conn:
         demo_source.seed(conn, NOW, scale=0.3)
     from aiosmtpd.controller import Controller
     from test_alerts import Inbox
@@ -91,7 +92,7 @@ def test_trigger_bronze_with_params_through_the_rest_api(live):
                    json={"logical_date": None, "conf": {"tables": ["plans", "users"]}})  # fmt: skip
     assert live.wait_for_run("bronze_browser_infra", run["dag_run_id"]) == "success"
     with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh, \
-            psycopg.connect(live.stack.source.uri("source")) as src:  # fmt: skip
+            psycopg.connect(live.stack.source.uri("browser_infra")) as src:  # fmt: skip
         loaded = dict(wh.execute(
             "select table_name, sum(rows_written) from ops.replication_batches where run_id = %s group by 1",
             (run["dag_run_id"],)).fetchall())  # fmt: skip

@@ -24,7 +24,8 @@ import psycopg
 import pytest
 from conftest import reset_connection_databases
 
-from medallion import config, demo_source, localstack
+from medallion import config, localstack
+from medallion.demo import browser_infra as demo_source
 from medallion.liveairflow import LiveAirflow
 from medallion.localpg import port_is_free
 
@@ -63,7 +64,7 @@ def stack_env(stack, **extra) -> dict[str, str]:
 def local_airflow(airflow_db):
     stack = airflow_db
     reset_connection_databases(stack, source_template=None)
-    with psycopg.connect(stack.source.uri("source")) as conn:
+    with psycopg.connect(stack.source.uri("browser_infra")) as conn:
         demo_source.seed(conn, NOW, scale=0.3)
     ports = {"MEDALLION_AIRFLOW_PORT": _free_port(), "MEDALLION_SMTP_PORT": _free_port(),
              "MEDALLION_MAIL_PORT": _free_port()}  # fmt: skip
@@ -153,7 +154,7 @@ def test_the_rerun_command_of_a_failed_email_really_reruns_the_task(local_airflo
     client = local_airflow
     maildir = client.stack.base / "mail"
     client.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})
-    with psycopg.connect(client.stack.source.uri("source"), autocommit=True) as src:
+    with psycopg.connect(client.stack.source.uri("browser_infra"), autocommit=True) as src:
         src.execute("alter table public.plans rename to plans_away")
         try:
             # after the start date (an earlier run gets no tasks), off the hour (no scheduled run's date)

@@ -15,7 +15,8 @@ from checks import bronze_fingerprint, bronze_rows, source_fingerprint
 from conftest import AS_OF, STACK, reset_connection_databases
 from test_alerts import Inbox
 
-from medallion import alerts, config, demo_source, reconcile
+from medallion import alerts, config, reconcile
+from medallion.demo import browser_infra as demo_source
 from medallion.replication import ReplicationError, replicate
 
 HOUR = timedelta(hours=1)
@@ -303,7 +304,7 @@ def test_the_dag_repairs_a_late_commit_and_emails_on_call(airflow_db, inbox):
     assert not bag.import_errors
     bronze, dag = bag.get_dag("bronze_browser_infra"), bag.get_dag("bronze_browser_infra_reconcile")
     assert bronze.test(logical_date=AS_OF).state == "success"
-    src_uri = stack.source.uri("source")
+    src_uri = stack.source.uri("browser_infra")
     with psycopg.connect(src_uri) as conn:
         demo_source.advance(conn, hours=1, deletes=2)
         late = conn.execute(
@@ -314,7 +315,7 @@ def test_the_dag_repairs_a_late_commit_and_emails_on_call(airflow_db, inbox):
     inbox.take()
     run = dag.test(logical_date=AS_OF + 2 * HOUR)
     assert run.state == "success"
-    with psycopg.connect(stack.source.uri("source", user="replicator")) as src, \
+    with psycopg.connect(stack.source.uri("browser_infra", user="replicator")) as src, \
             psycopg.connect(stack.warehouse.uri("warehouse")) as wh:  # fmt: skip
         for spec in config.tables("browser_infra").values():
             assert bronze_fingerprint(wh, src, spec) == source_fingerprint(src, spec), spec.name

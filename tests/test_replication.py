@@ -13,9 +13,9 @@ import pytest
 from checks import bronze_fingerprint, bronze_rows, source_fingerprint
 from conftest import AS_OF
 
-from medallion import demo_source
 from medallion.config import ConfigError
 from medallion.connections import ConnectionFailed, connect
+from medallion.demo import browser_infra as demo_source
 from medallion.replication import ReplicationError, SchemaDriftError, replicate, widens
 
 HOUR = timedelta(hours=1)

@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from conftest import AS_OF, Databases, reset_connection_databases
 
-from medallion import backfill, config, dagkit, demo_source
+from medallion import backfill, config, dagkit
+from medallion.demo import browser_infra as demo_source
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +130,10 @@ def test_gold_kpis_equal_plain_sql_on_the_source(loaded):
     stack, _, _ = loaded
     last_day = (AS_OF - timedelta(seconds=1)).date()  # the seed's history ends just before AS_OF
     days = [last_day - timedelta(days=n) for n in range(7)]
-    with psycopg.connect(stack.source.uri("source")) as src, psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
+    with (
+        psycopg.connect(stack.source.uri("browser_infra")) as src,
+        psycopg.connect(stack.warehouse.uri("warehouse")) as wh,
+    ):
 
         def source_mrr(day: date) -> int:
             # active / past_due from the day of started_at; canceled until the day before canceled_at;

@@ -10,7 +10,7 @@
         unique_key='session_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="{{ delete_dropped_keys('session_id', source('browser_infra', 'browser_sessions')) }}",
+        post_hook="{{ delete_dropped_keys('session_id', ref('stg_browser_infra__browser_sessions_changes')) }}",
     )
 }}
 
@@ -19,7 +19,7 @@ with
 sessions as (
 
     select * from {{ ref('stg_browser_infra__browser_sessions') }}
-    {{- interval_scope('session_id', source('browser_infra', 'browser_sessions')) }}
+    {{- interval_scope('session_id', ref('stg_browser_infra__browser_sessions_changes')) }}
 
 ),
 

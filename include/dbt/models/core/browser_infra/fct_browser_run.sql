@@ -8,7 +8,7 @@
         unique_key='session_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="{{ delete_dropped_keys('session_id', source('browser_infra', 'browser_sessions')) }}",
+        post_hook="{{ delete_dropped_keys('session_id', ref('stg_browser_infra__browser_sessions_changes')) }}",
     )
 }}
 
@@ -17,7 +17,7 @@ with
 sessions as (
 
     select * from {{ ref('core_sessions') }}
-    {{- interval_scope('session_id', source('browser_infra', 'browser_sessions')) }}
+    {{- interval_scope('session_id', ref('stg_browser_infra__browser_sessions_changes')) }}
 
 ),
 

@@ -9,7 +9,7 @@
         unique_key='event_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="{{ delete_dropped_keys('event_id', source('browser_infra', 'session_events')) }}",
+        post_hook="{{ delete_dropped_keys('event_id', ref('stg_browser_infra__session_events_changes')) }}",
     )
 }}
 
@@ -18,7 +18,7 @@ with
 events as (
 
     select * from {{ ref('stg_browser_infra__session_events') }}
-    {{- interval_scope('event_id', source('browser_infra', 'session_events')) }}
+    {{- interval_scope('event_id', ref('stg_browser_infra__session_events_changes')) }}
 
 ),
 

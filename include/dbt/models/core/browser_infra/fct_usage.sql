@@ -8,7 +8,7 @@
         unique_key='usage_record_id',
         incremental_strategy='delete+insert',
         on_schema_change='fail',
-        post_hook="{{ delete_dropped_keys('usage_record_id', source('browser_infra', 'usage_records')) }}",
+        post_hook="{{ delete_dropped_keys('usage_record_id', ref('stg_browser_infra__usage_records_changes')) }}",
     )
 }}
 
@@ -17,7 +17,7 @@ with
 usage_records as (
 
     select * from {{ ref('stg_browser_infra__usage_records') }}
-    {{- interval_scope('usage_record_id', source('browser_infra', 'usage_records')) }}
+    {{- interval_scope('usage_record_id', ref('stg_browser_infra__usage_records_changes')) }}
 
 ),
 

@@ -4,8 +4,9 @@
 new sessions and events, updates that touch updated_at, and a few hard deletes, so incremental
 replication has real work. The same (seed, as_of, scale) always produces the same rows.
 
-    python -m medallion.demo_source --dsn postgresql://... seed [--scale 1] [--as-of 2026-01-01T00:00Z]
-    python -m medallion.demo_source --dsn postgresql://... advance --hours 6
+    python -m medallion.demo.browser_infra --dsn postgresql://... seed [--scale 1] [--as-of 2026-01-01T00:00Z]
+    python -m medallion.demo.browser_infra --dsn postgresql://... advance --hours 6
+    python -m medallion.demo.browser_infra --dsn postgresql://... migrate   (the schema, as the local stack does)
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ import time
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "include" / "sql" / "source"
+from medallion import demo
+
+PRODUCT = "browser_infra"
 TABLES = [
     "plans",
     "organizations",
@@ -55,12 +57,8 @@ DEFAULT_SEED = 42
 
 
 def apply_migrations(conn: psycopg.Connection) -> None:
-    """Run include/sql/source/*.sql in order (idempotent)."""
-    for path in sorted(MIGRATIONS.glob("*.sql")):
-        conn.execute(path.read_text())
-    conn.execute("create schema if not exists demo")
-    conn.execute("create table if not exists demo.clock (id int primary key default 1, as_of timestamptz not null)")
-    conn.commit()
+    """The generic Supabase files, then include/sql/source/browser_infra/*.sql, in order (idempotent)."""
+    demo.apply_migrations(conn, PRODUCT)
 
 
 def _uuid(rng: random.Random) -> uuid.UUID:
@@ -441,8 +439,23 @@ def clock(conn: psycopg.Connection) -> datetime | None:
     return row[0] if row else None
 
 
-def floor_hour(ts: datetime) -> datetime:
-    return ts.replace(minute=0, second=0, microsecond=0)
+floor_hour = demo.floor_hour
+
+
+def gold_report(wh: psycopg.Connection, days: int = 7) -> str:
+    """MRR, active organizations and sessions per day from gold, the last `days` days with data."""
+    lines = [
+        "Gold KPIs, last 7 days (gold_metrics.v_daily_kpis)",
+        f"{'day':10} {'MRR ($)':>12} {'active orgs':>12} {'sessions':>10}",
+    ]
+    rows = wh.execute(
+        """select date_day, mrr, active_organizations_1d, sessions_started from gold_metrics.v_daily_kpis
+            order by date_day desc limit %s""",
+        (days,),
+    ).fetchall()
+    for day, mrr, active, sessions in reversed(rows):
+        lines.append(f"{day:%Y-%m-%d} {mrr:>12,.2f} {active:>12,} {sessions:>10,}")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -453,13 +466,17 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--scale", type=float, default=1.0, help="1 = ~50 orgs, ~5k sessions, ~40k events")
     s.add_argument("--as-of", type=datetime.fromisoformat, default=None, help="end of history (default: this hour)")
     s.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    sub.add_parser("migrate")
     a = sub.add_parser("advance")
     a.add_argument("--hours", type=float, default=1.0)
     a.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = ap.parse_args(argv)
     t = time.perf_counter()
     with psycopg.connect(args.dsn) as conn:
-        if args.cmd == "seed":
+        if args.cmd == "migrate":
+            apply_migrations(conn)
+            counts = {}
+        elif args.cmd == "seed":
             as_of = args.as_of or floor_hour(datetime.now(UTC))
             counts = seed(conn, as_of, scale=args.scale, seed=args.seed)
         else:
