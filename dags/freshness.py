@@ -32,15 +32,17 @@ each load; this schedule also notices a DAG that silently stopped running (pause
 stuck run).
 
 **Emails**: one when tables go stale or get worse (`[medallion] WARN` / `STALE`, with the
-catch-up command: a bronze manual run, or `airflow dags trigger silver` / `gold`), nothing while
+catch-up command: a bronze manual run, or `airflow dags trigger silver_<product>` / `gold_<product>`), nothing while
 they stay stale, one `RECOVERED` when they are fresh again (`ops.freshness_incidents`). One
 `HOLE` email per hole with the exact `airflow backfill create ... --from-date ... --to-date ...`
 (both dates included, each an interval's start), one when it is loaded (`ops.gap_incidents`).
 One `RECOVERED` email when a failing bronze load's table loads again (`ops.failure_problems`).
 Every check also sends the alerts still waiting in the outbox (`ops.alert_outbox`).
 
-**Recipients**: the Airflow Variable `alert_emails` (Admin → Variables, comma-separated), else
-env `MEDALLION_ALERT_EMAILS` of the workers and triggerer (not visible in the UI).
+**Recipients**: one email per product, to its on-call: the Airflow Variable `alert_emails_<product>`,
+else `alert_emails` in `include/products/<product>.yml`, else the Airflow Variable `alert_emails`
+(Admin → Variables, comma-separated), else env `MEDALLION_ALERT_EMAILS` of the workers and triggerer
+(not visible in the UI).
 
 **When it fails** (you got a FAILED email for this DAG, or see it red):
 - *N alert(s) not sent, kept in ops.alert_outbox*: SMTP (`smtp_default`) is down or refuses;
