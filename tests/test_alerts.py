@@ -467,7 +467,7 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
     """Gold rebuilt just now but with nothing after the day before yesterday is stale: its age runs
     from the end of the newest day it covers, not from its rebuild."""
     stack, bag = pipeline
-    sla = gold("fct_daily_sessions")  # covered_by session_date (day): the model's override of the folder's date_day
+    sla = gold("agg_daily_sessions")  # covered_by session_date (day): the model's override of the folder's date_day
     assert (sla.covered_by, sla.covered_grain) == ("session_date", "day")
     assert (sla.warn_after, sla.error_after) == (timedelta(hours=4), timedelta(hours=8))  # dbt_project.yml, marts
     behind = newest_period(sla, back=2)
@@ -479,8 +479,8 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
     assert checker.test().state == "success"
     [mail] = inbox.take()
     age = datetime.now(UTC) - covered_until
-    assert mail.subject == "[medallion] STALE gold_marts.fct_daily_sessions"
-    lead = re.match(r"gold_marts\.fct_daily_sessions is stale \(error\): covers until (.+ UTC), (\d+)h(?: (\d+)m)? "
+    assert mail.subject == "[medallion] STALE gold_marts.agg_daily_sessions"
+    lead = re.match(r"gold_marts\.agg_daily_sessions is stale \(error\): covers until (.+ UTC), (\d+)h(?: (\d+)m)? "
                     r"ago, SLA error after 8h\.\n", mail.text)  # fmt: skip
     assert lead, mail.text
     assert lead.group(1) == f"{covered_until:%Y-%m-%d} 00:00 UTC"
@@ -488,7 +488,7 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
     assert abs(shown - age) < timedelta(minutes=2)
     assert_in_both(
         mail,
-        "gold_marts.fct_daily_sessions — ERROR (new)",
+        "gold_marts.agg_daily_sessions — ERROR (new)",
         f"covers until {covered_until:%Y-%m-%d} 00:00 UTC (",
         "SLA: warn after 4h, error after 8h",
         "Gold is rebuilt from silver, silver from bronze",
@@ -496,7 +496,7 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
         "airflow dags trigger gold",
     )
     assert "bronze_browser_infra -c" not in mail.text, "no bronze table is stale: no bronze catch-up command"
-    row = freshness_row(stack, "gold", "fct_daily_sessions")
+    row = freshness_row(stack, "gold", "agg_daily_sessions")
     assert (row["source"], row["last_load_at"], row["status"]) == ("gold_marts", covered_until, "error")
     assert abs(row["age"] - age) < timedelta(minutes=2)
 
@@ -504,54 +504,54 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
     assert inbox.take() == [], "still stale: nothing new to say"
 
     with warehouse(stack) as wh:  # gold catches up: today's sessions arrive
-        wh.execute("insert into gold_marts.fct_daily_sessions values (%s)", (newest_period(sla),))
-    assert freshness.check()["recovered"] == ["gold_marts.fct_daily_sessions"]
+        wh.execute("insert into gold_marts.agg_daily_sessions values (%s)", (newest_period(sla),))
+    assert freshness.check()["recovered"] == ["gold_marts.agg_daily_sessions"]
     [mail] = inbox.take()
-    assert mail.subject == "[medallion] RECOVERED gold_marts.fct_daily_sessions"
+    assert mail.subject == "[medallion] RECOVERED gold_marts.agg_daily_sessions"
     tomorrow = newest_period(sla) + timedelta(days=1)
-    assert_in_both(mail, "gold_marts.fct_daily_sessions is fresh again.", "gold_marts.fct_daily_sessions — FRESH",
+    assert_in_both(mail, "gold_marts.agg_daily_sessions is fresh again.", "gold_marts.agg_daily_sessions — FRESH",
                    f"covers until {tomorrow:%Y-%m-%d} 00:00 UTC (its newest period is in progress)",
                    "was stale (error) since", "Stale now: nothing — every table is within its SLA")  # fmt: skip
 
 
 def test_a_gold_table_never_built_or_not_measurable_reads_as_stale_and_says_why(pipeline, inbox):
     stack, _ = pipeline
-    names = ["fct_growth_daily", "fct_monthly_revenue", "fct_ops_daily", "fct_org_daily"]
+    names = ["agg_growth_daily", "agg_monthly_revenue", "agg_ops_daily", "agg_org_daily"]
     labels = [f"gold_marts.{name}" for name in names]
     with warehouse(stack) as wh:
-        wh.execute("drop table gold_marts.fct_growth_daily")  # gold never ran (or a new mart not built yet)
-        build_gold(wh, gold("fct_monthly_revenue"))  # built, no rows
-        wh.execute("alter table gold_marts.fct_ops_daily rename column date_day to day")  # declaration is wrong
-        wh.execute("drop table gold_marts.fct_org_daily")  # the query fails (stands for e.g. a missing privilege)
-        wh.execute("create view gold_marts.fct_org_daily as select current_date + 1 / 0 as date_day")
+        wh.execute("drop table gold_marts.agg_growth_daily")  # gold never ran (or a new mart not built yet)
+        build_gold(wh, gold("agg_monthly_revenue"))  # built, no rows
+        wh.execute("alter table gold_marts.agg_ops_daily rename column date_day to day")  # declaration is wrong
+        wh.execute("drop table gold_marts.agg_org_daily")  # the query fails (stands for e.g. a missing privilege)
+        wh.execute("create view gold_marts.agg_org_daily as select current_date + 1 / 0 as date_day")
     assert freshness.check()["opened"] == labels, "one check, every problem; nothing crashed"
     [mail] = inbox.take()
     assert mail.subject == f"[medallion] STALE {', '.join(labels[:3])} +1"
     assert_in_both(
         mail,
         f"4 tables are stale (4 new): {', '.join(labels)}.",
-        "gold_marts.fct_growth_daily — ERROR (new)",
-        "never built: gold_marts.fct_growth_daily does not exist",
-        "no rows: gold_marts.fct_monthly_revenue is empty",
-        "cannot measure: gold_marts.fct_ops_daily has no column date_day (meta.covered_by)",
-        "cannot measure gold_marts.fct_org_daily: division by zero",
+        "gold_marts.agg_growth_daily — ERROR (new)",
+        "never built: gold_marts.agg_growth_daily does not exist",
+        "no rows: gold_marts.agg_monthly_revenue is empty",
+        "cannot measure: gold_marts.agg_ops_daily has no column date_day (meta.covered_by)",
+        "cannot measure gold_marts.agg_org_daily: division by zero",
         "airflow dags trigger gold",
     )
-    row = freshness_row(stack, "gold", "fct_growth_daily")
+    row = freshness_row(stack, "gold", "agg_growth_daily")
     assert (row["last_load_at"], row["age"], row["status"]) == (None, None, "error")
-    assert row["last_error"] == "never built: gold_marts.fct_growth_daily does not exist"
+    assert row["last_error"] == "never built: gold_marts.agg_growth_daily does not exist"
     bronze = rows(stack, "select table_name from ops.table_freshness where kind = 'bronze' and status = 'fresh'")
     assert {r["table_name"] for r in bronze} == set(config.tables("browser_infra")), (
         "bronze is still checked, and fresh"
     )
 
     with warehouse(stack) as wh:  # gold builds them
-        wh.execute("drop view gold_marts.fct_org_daily")
+        wh.execute("drop view gold_marts.agg_org_daily")
         for name in names:
             build_gold(wh, gold(name), newest_period(gold(name)))
     assert freshness.check()["recovered"] == labels
     assert [m.subject for m in inbox.take()] == [f"[medallion] RECOVERED {', '.join(labels[:3])} +1"]
-    row = freshness_row(stack, "gold", "fct_growth_daily")
+    row = freshness_row(stack, "gold", "agg_growth_daily")
     assert (row["status"], row["last_error"], row["failing_since"]) == ("fresh", None, None)
 
 
@@ -560,13 +560,13 @@ def test_gold_measurement_never_blocks_dbt_nor_is_blocked_by_it(pipeline, inbox)
     keeps the table's last measurement; and a check holds no lock on gold while it sends email
     (SMTP can take long), so it never stalls a gold build."""
     stack, _ = pipeline
-    sla = gold("fct_product_daily")
-    before = freshness_row(stack, "gold", "fct_product_daily")["last_load_at"]
+    sla = gold("agg_product_daily")
+    before = freshness_row(stack, "gold", "agg_product_daily")["last_load_at"]
     locked, release = threading.Event(), threading.Event()
 
     def dbt_swapping():
         with warehouse(stack) as wh, wh.transaction():
-            wh.execute("lock table gold_marts.fct_product_daily in access exclusive mode")
+            wh.execute("lock table gold_marts.agg_product_daily in access exclusive mode")
             locked.set()
             release.wait(30)
 
@@ -582,30 +582,30 @@ def test_gold_measurement_never_blocks_dbt_nor_is_blocked_by_it(pipeline, inbox)
         swapper.join()
     assert result["stale"] == [] and inbox.take() == []
     assert waited < timedelta(seconds=15), f"the check was blocked for {waited}"
-    assert freshness_row(stack, "gold", "fct_product_daily")["last_load_at"] == before
+    assert freshness_row(stack, "gold", "agg_product_daily")["last_load_at"] == before
 
     swaps = []
 
     def dbt_swaps_while_the_email_is_sent():
         with warehouse(stack) as wh:
             wh.execute("set lock_timeout = '2s'")
-            wh.execute("alter table gold_marts.fct_product_daily rename to fct_product_daily__dbt_backup")
-            wh.execute("alter table gold_marts.fct_product_daily__dbt_backup rename to fct_product_daily")
+            wh.execute("alter table gold_marts.agg_product_daily rename to fct_product_daily__dbt_backup")
+            wh.execute("alter table gold_marts.fct_product_daily__dbt_backup rename to agg_product_daily")
             swaps.append("done")
 
     with warehouse(stack) as wh:
         build_gold(wh, sla, newest_period(sla, back=3))
     inbox.while_sending = dbt_swaps_while_the_email_is_sent
     try:
-        assert freshness.check()["opened"] == ["gold_marts.fct_product_daily"]
+        assert freshness.check()["opened"] == ["gold_marts.agg_product_daily"]
     finally:
         inbox.while_sending = None
     assert swaps == ["done"], "dbt could swap the table in while the check was emailing"
-    assert [m.subject for m in inbox.take()] == ["[medallion] STALE gold_marts.fct_product_daily"]
+    assert [m.subject for m in inbox.take()] == ["[medallion] STALE gold_marts.agg_product_daily"]
     with warehouse(stack) as wh:
         build_gold(wh, sla, newest_period(sla))
     freshness.check()
-    assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED gold_marts.fct_product_daily"]
+    assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED gold_marts.agg_product_daily"]
 
 
 # --- on-call: durable alerts, one email per problem, every failure in the ledger, holes ----------

@@ -280,9 +280,9 @@ def test_every_mart_declares_gold_freshness_on_a_documented_date_column():
             f"{name}: covered_by {sla.covered_by} is not a documented column"
         )
         assert sla.warn_after < sla.error_after
-    assert (slas["fct_daily_sessions"].covered_by, slas["fct_daily_sessions"].covered_grain) == ("session_date", "day")
-    assert slas["fct_monthly_revenue"].covered_grain == "month"
-    for name in ("fct_growth_daily", "fct_daily_sessions"):  # the SLA is the folder's (the override is covered_by)
+    assert (slas["agg_daily_sessions"].covered_by, slas["agg_daily_sessions"].covered_grain) == ("session_date", "day")
+    assert slas["agg_monthly_revenue"].covered_grain == "month"
+    for name in ("agg_growth_daily", "agg_daily_sessions"):  # the SLA is the folder's (the override is covered_by)
         assert re.fullmatch(rf"{config.DBT_PROJECT_DIR / 'dbt_project.yml'}:\d+", slas[name].declared_at)
 
 

@@ -18,9 +18,9 @@ from medallion import transform
 # incremental core models read their touched keys through stg_<product>__<table>_changes (issue 11).
 # A name here is an allowed exception; the test fails once it is no longer needed.
 KNOWN_SOURCE_READERS: set[str] = set()
-# Prefixes used by more than one layer: `fct_` is a core fact (one row per event/run/record) and a
-# marts daily aggregate, two grains under one name (issue 11 renames the marts).
-KNOWN_SHARED_PREFIXES = {"fct_"}
+# Prefixes used by more than one layer (a prefix names one grain: `fct_` is silver's one row per
+# event/run/record, `agg_` gold's aggregates per period): none.
+KNOWN_SHARED_PREFIXES: set[str] = set()
 
 
 def load_manifest() -> dict:
@@ -153,8 +153,8 @@ BAD_MODELS = {
         "models/metrics/v_users.sql: a metrics model reads dim_user (core); metrics reads marts, metrics",
     ),
     "a mart without a layer prefix": (
-        lambda m: with_model(m, "fct_ops_daily", "ops_summary"),
-        "models/marts/ops_summary.sql: ops_summary does not start with a marts prefix (fct_)",
+        lambda m: with_model(m, "agg_ops_daily", "ops_summary"),
+        "models/marts/ops_summary.sql: ops_summary does not start with a marts prefix (agg_)",
     ),
     "a model in a folder that is no layer": (
         lambda m: with_model(m, "dim_org", "dim_team", folder="scratch"),

@@ -137,7 +137,7 @@ def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_asse
 
     with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh, \
             psycopg.connect(live.stack.warehouse.uri("airflow")) as meta:  # fmt: skip
-        assert wh.execute("select count(*) from gold_marts.fct_daily_sessions").fetchone()[0] > 0
+        assert wh.execute("select count(*) from gold_marts.agg_daily_sessions").fetchone()[0] > 0
         assert wh.execute("select count(*) from gold_metrics.v_mrr").fetchone()[0] > 0
         builds = meta.execute(
             "select dag_id, run_id, start_date, end_date from task_instance "

@@ -168,7 +168,7 @@ def test_a_failed_model_or_a_retry_goes_through_cosmos_poke(dags, monkeypatch, t
 def test_models_are_rendered_per_layer(dags):
     silver, gold = models_of(dags["silver_browser_infra"]), models_of(dags["gold_browser_infra"])
     assert {"stg_browser_infra__browser_sessions", "core_sessions", "dim_org", "fct_subscription"} <= silver
-    assert {"fct_daily_sessions", "fct_monthly_revenue", "v_mrr", "v_daily_kpis"} <= gold
+    assert {"agg_daily_sessions", "agg_monthly_revenue", "v_mrr", "v_daily_kpis"} <= gold
     assert not silver & gold
 
 
@@ -190,7 +190,7 @@ def test_dbt_builds_take_their_products_one_slot_pool_and_every_pool_used_is_dec
 def test_gold_views_read_gold_tables_only():
     """A silver table rebuild (`drop ... cascade` of the old table) drops every view that selects from it.
 
-    So no gold_metrics view may depend on a silver model; the org x day join is the gold table fct_org_daily.
+    So no gold_metrics view may depend on a silver model; the org x day join is the gold table agg_org_daily.
     """
     nodes = json.loads(transform.MANIFEST.read_text())["nodes"]
     folder = {uid: n["original_file_path"].split("/")[1] for uid, n in nodes.items() if n["resource_type"] == "model"}

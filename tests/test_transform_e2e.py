@@ -21,8 +21,8 @@ from medallion.demo import browser_infra as demo_source
 pytestmark = pytest.mark.slow
 
 LAYER_SCHEMAS = ("silver_core", "gold_marts", "gold_metrics")
-GOLD_TABLES = ("fct_daily_sessions", "fct_engineering_daily", "fct_growth_daily", "fct_monthly_revenue",
-               "fct_ops_daily", "fct_org_daily", "fct_product_daily")  # fmt: skip
+GOLD_TABLES = ("agg_daily_sessions", "agg_engineering_daily", "agg_growth_daily", "agg_monthly_revenue",
+               "agg_ops_daily", "agg_org_daily", "agg_product_daily")  # fmt: skip
 
 
 def dagbag():
@@ -149,7 +149,7 @@ def test_gold_kpis_equal_plain_sql_on_the_source(loaded):
 
         month = last_day.replace(day=1)
         gold_month_mrr = wh.execute(
-            "select sum(mrr_cents) from gold_marts.fct_monthly_revenue where revenue_month = %s", (month,)
+            "select sum(mrr_cents) from gold_marts.agg_monthly_revenue where revenue_month = %s", (month,)
         ).fetchone()[0]
         assert source_mrr(last_day) > 0
         assert gold_month_mrr == source_mrr(last_day), f"MRR of {month:%Y-%m} (measured on {last_day})"

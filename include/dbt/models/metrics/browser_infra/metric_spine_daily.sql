@@ -1,6 +1,6 @@
 {#-
-    The canonical organization x day metric table for BI (definitions: fct_org_daily.yml).
-    A view over the gold mart fct_org_daily, never over silver: silver's table rebuilds drop the
+    The canonical organization x day metric table for BI (definitions: agg_org_daily.yml).
+    A view over the gold mart agg_org_daily, never over silver: silver's table rebuilds drop the
     views that depend on silver tables (drop ... cascade), and a BI view must not vanish between
     a silver run and the next gold run.
 -#}
@@ -28,4 +28,4 @@ select
     is_active_30d,
     mrr_cents,
     is_paying
-from {{ ref('fct_org_daily') }}
+from {{ ref('agg_org_daily') }}

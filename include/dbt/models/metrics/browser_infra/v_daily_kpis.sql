@@ -9,7 +9,7 @@ spine as (
 
 growth as (
 
-    select * from {{ ref('fct_growth_daily') }}
+    select * from {{ ref('agg_growth_daily') }}
 
 ),
 

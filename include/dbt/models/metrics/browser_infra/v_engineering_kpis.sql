@@ -6,7 +6,7 @@ with
 
 engineering as (
 
-    select * from {{ ref('fct_engineering_daily') }}
+    select * from {{ ref('agg_engineering_daily') }}
 
 ),
 

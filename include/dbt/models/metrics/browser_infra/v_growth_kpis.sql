@@ -3,7 +3,7 @@ with
 
 growth as (
 
-    select * from {{ ref('fct_growth_daily') }}
+    select * from {{ ref('agg_growth_daily') }}
 
 ),
 

@@ -3,7 +3,7 @@ with
 
 ops as (
 
-    select * from {{ ref('fct_ops_daily') }}
+    select * from {{ ref('agg_ops_daily') }}
 
 ),
 

@@ -3,7 +3,7 @@ with
 
 product as (
 
-    select * from {{ ref('fct_product_daily') }}
+    select * from {{ ref('agg_product_daily') }}
 
 ),
 

@@ -8,7 +8,7 @@ with
 
 daily_sessions as (
 
-    select * from {{ ref('fct_daily_sessions') }}
+    select * from {{ ref('agg_daily_sessions') }}
 
 ),
 

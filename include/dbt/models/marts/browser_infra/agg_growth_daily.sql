@@ -24,7 +24,7 @@ subscriptions as (
 
 daily_sessions as (
 
-    select * from {{ ref('fct_daily_sessions') }}
+    select * from {{ ref('agg_daily_sessions') }}
 
 ),
 
