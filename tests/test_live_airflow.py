@@ -68,9 +68,12 @@ def wait_until(predicate, timeout: float, what: str):
 
 
 def test_dag_processor_parses_every_dag_without_errors(live):
-    files = {p.stem for p in (config.ROOT / "dags").glob("*.py")}
-    wait_until(lambda: files <= {d["dag_id"] for d in live.api("GET", "/dags")["dags"]}, 120,
-               f"dag-processor did not register {files}")  # fmt: skip
+    dag_ids = {"freshness"}  # one DAG per product and layer (dbt: per job)
+    for product in map(config.product, config.product_ids()):
+        dag_ids |= {f"bronze_{product.id}", f"bronze_{product.id}_reconcile"}
+        dag_ids |= {product.dag_id(job.name) for job in product.dbt_jobs}
+    wait_until(lambda: dag_ids <= {d["dag_id"] for d in live.api("GET", "/dags", params={"limit": 500})["dags"]},
+               120, f"dag-processor did not register {dag_ids}")  # fmt: skip
     assert live.api("GET", "/importErrors")["total_entries"] == 0
 
 
@@ -122,18 +125,18 @@ def wait_for_asset_run(live, dag_id: str, after: str, timeout: float = 900) -> d
 def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_assets(live):
     """bronze lands -> `bronze_browser_infra_tables` asset -> silver -> `silver_browser_infra_tables` asset -> gold,
     by the scheduler."""
-    for dag_id in ("bronze_browser_infra", "silver"):
+    for dag_id in ("bronze_browser_infra", "silver_browser_infra"):
         live.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
     bronze = live.api("POST", "/dags/bronze_browser_infra/dagRuns", json={"logical_date": None})
     assert live.wait_for_run("bronze_browser_infra", bronze["dag_run_id"]) == "success"
     bronze = live.api("GET", f"/dags/bronze_browser_infra/dagRuns/{bronze['dag_run_id']}")
-    wait_for_asset_run(live, "silver", after=bronze["queued_at"])
+    wait_for_asset_run(live, "silver_browser_infra", after=bronze["queued_at"])
 
     # gold only once silver exists: unpausing starts its latest scheduled interval at once
-    live.api("PATCH", "/dags/gold", json={"is_paused": False})
-    silver = live.api("POST", "/dags/silver/dagRuns", json={"logical_date": None})
-    assert live.wait_for_run("silver", silver["dag_run_id"], 900) == "success"
-    wait_for_asset_run(live, "gold", after=silver["queued_at"])
+    live.api("PATCH", "/dags/gold_browser_infra", json={"is_paused": False})
+    silver = live.api("POST", "/dags/silver_browser_infra/dagRuns", json={"logical_date": None})
+    assert live.wait_for_run("silver_browser_infra", silver["dag_run_id"], 900) == "success"
+    wait_for_asset_run(live, "gold_browser_infra", after=silver["queued_at"])
 
     with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh, \
             psycopg.connect(live.stack.warehouse.uri("airflow")) as meta:  # fmt: skip
@@ -143,8 +146,8 @@ def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_asse
             "select dag_id, run_id, start_date, end_date from task_instance "
             "where task_id = 'dbt.dbt_producer_watcher' and state = 'success' order by start_date"
         ).fetchall()  # fmt: skip
-    assert {b[0] for b in builds} == {"silver", "gold"}
-    for before, after in itertools.pairwise(builds):  # the medallion_dbt pool: one dbt build at a time
+    assert {b[0] for b in builds} == {"silver_browser_infra", "gold_browser_infra"}
+    for before, after in itertools.pairwise(builds):  # the product's dbt pool: one dbt build at a time
         assert before[3] <= after[2], f"{before[:2]} and {after[:2]} overlapped"
 
 
@@ -177,8 +180,8 @@ def test_backfill_of_a_two_day_range_succeeds(live):
     events = live.api("GET", "/assets/events", params={
         "source_dag_id": "bronze_browser_infra", "order_by": "-timestamp", "limit": 100})["asset_events"]  # fmt: skip
     last = next(e for e in events if e["source_run_id"].startswith("backfill__"))
-    silver = wait_for_asset_run(live, "silver", after=last["timestamp"])
-    wait_for_asset_run(live, "gold", after=silver["start_date"])
+    silver = wait_for_asset_run(live, "silver_browser_infra", after=last["timestamp"])
+    wait_for_asset_run(live, "gold_browser_infra", after=silver["start_date"])
 
 
 def test_a_taken_port_is_a_clear_error(airflow_db):
@@ -200,9 +203,7 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
 
     assert os.path.exists(CHROMIUM), "Debian's chromium is installed by `make browser` (part of `make test`)"
     ARTIFACTS.mkdir(exist_ok=True)
-    layer_dags = [
-        p.stem for p in (config.ROOT / "dags").glob("*.py") if p.stem in ("bronze_browser_infra", "silver", "gold")
-    ]
+    layer_dags = ["bronze_browser_infra", "silver_browser_infra", "gold_browser_infra"]
     live.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
