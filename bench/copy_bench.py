@@ -211,7 +211,7 @@ def child_medallion(src_port: int, wh_port: int, table: Table, hourly: bool) -> 
 
     logging.basicConfig(level=logging.WARNING)
     spec = replace(
-        config.get_table("browser_sessions"),
+        config.get_table("browser_infra", "browser_sessions"),
         name=table.name,
         primary_key=(table.key,),
         cursor=table.cursor,
@@ -220,14 +220,14 @@ def child_medallion(src_port: int, wh_port: int, table: Table, hourly: bool) -> 
     src_uri = f"postgresql://postgres@127.0.0.1:{src_port}/source"
     wh_uri = f"postgresql://postgres@127.0.0.1:{wh_port}/warehouse"
     with psycopg.connect(wh_uri, autocommit=True) as wh:  # untimed: a new table in an existing warehouse
-        wh.execute(f"drop table if exists bronze_supabase.{table.name}; drop schema if exists ops cascade")
+        wh.execute(f"drop table if exists bronze_browser_infra.{table.name}; drop schema if exists ops cascade")
         warehouse.migrate(wh)
     hour0 = datetime.fromisoformat(HOUR0)
     if hourly:  # untimed: load history up to hour0, then change 1% of rows inside the next hour
         with psycopg.connect(src_uri) as src, psycopg.connect(wh_uri, autocommit=True) as wh:
             replication.replicate(spec, src, wh, interval_start=hour0 - timedelta(hours=1), interval_end=hour0)
             # an hour later autovacuum has summarized the new BRIN ranges (autosummarize); do it now
-            wh.execute("select brin_summarize_new_values(%s)", (f"bronze_supabase.{table.name}__cursor_brin",))
+            wh.execute("select brin_summarize_new_values(%s)", (f"bronze_browser_infra.{table.name}__cursor_brin",))
             src.execute(table.change, (hour0,))
             src.commit()
             wh.execute("checkpoint")
@@ -328,7 +328,7 @@ def main() -> None:
                     elif method == "pipe_bronze_shape":
                         verify(src_uri, wh_uri, table, f"ref.{name}_bronze", latest=False)
                     elif method != "medallion_hourly":
-                        verify(src_uri, wh_uri, table, f"bronze_supabase.{name}", latest=True)
+                        verify(src_uri, wh_uri, table, f"bronze_browser_infra.{name}", latest=True)
                     results[name, method].append(res)
                     times = "  ".join(f"{k} {v:.2f}" for k, v in res.get("timings", {}).items())
                     print(

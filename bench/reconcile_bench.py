@@ -66,10 +66,10 @@ def main() -> None:
     try:
         src_uri, wh_uri = src_pg.create_database("source"), wh_pg.create_database("warehouse")
         copy_bench.generate(src_uri, args.rows)
-        spec = config.get_table("browser_sessions")
+        spec = config.get_table("browser_infra", "browser_sessions")
         src = psycopg.connect(src_uri, prepare_threshold=None)
         wh = psycopg.connect(wh_uri, prepare_threshold=None, autocommit=True)
-        wh.execute("drop schema if exists bronze_supabase cascade; drop schema if exists ops cascade")
+        wh.execute("drop schema if exists bronze_browser_infra cascade; drop schema if exists ops cascade")
         wh.autocommit = False
         end = datetime.fromisoformat(copy_bench.HOUR0) + timedelta(days=400)  # all history
         seconds, _ = timed(lambda: replication.replicate(spec, src, wh, interval_start=end - timedelta(hours=1),
@@ -77,7 +77,7 @@ def main() -> None:
         print(f"loaded {args.rows:,} rows into bronze in {seconds:.1f}s", flush=True)
         seconds, first = timed(lambda: reconcile.reconcile(spec, src, wh))
         wh.autocommit = True
-        wh.execute("vacuum analyze bronze_supabase.browser_sessions")
+        wh.execute("vacuum analyze bronze_browser_infra.browser_sessions")
         wh.autocommit = False
         print(f"first reconcile (builds the latest-version index) {seconds:.1f}s: {first.summary()}", flush=True)
         assert first.repaired == 0

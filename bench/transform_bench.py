@@ -3,7 +3,7 @@
     python bench/transform_bench.py [--scale 1.0] [--runs 3] [--modes watcher-subprocess,watcher-dbt_runner]
 
 Starts its own local stack (embedded Postgres: source + warehouse, Airflow metadata DB in a temp dir),
-seeds the demo source, loads bronze with the bronze_supabase DAG and builds silver and gold once
+seeds the demo source, loads bronze with the bronze_browser_infra DAG and builds silver and gold once
 (untimed warm-up: first builds create every table). Then, per round, the source clock advances one
 hour, bronze loads that hour (untimed), and each method processes the same interval in turn (order
 rotated every round), all on the same data:
@@ -84,13 +84,14 @@ def main() -> None:
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
     import psycopg
 
-    from medallion import compat, demo_source, transform
+    from medallion import compat, config, transform
     from medallion.config import DBT_PROJECT_DIR
+    from medallion.demo import browser_infra as demo_source
 
     try:
         stack.up()
         as_of = demo_source.floor_hour(demo_source.datetime.now(demo_source.UTC)) - timedelta(hours=args.runs + 1)
-        with psycopg.connect(stack.source_admin_uri) as conn:
+        with psycopg.connect(stack.source_uri("browser_infra")) as conn:
             counts = demo_source.seed(conn, as_of, scale=args.scale)
         print(f"seeded source (scale {args.scale}): browser_sessions {counts['browser_sessions']:,}, "
               f"session_events {counts['session_events']:,}", flush=True)  # fmt: skip
@@ -104,7 +105,7 @@ def main() -> None:
             transform.INVOCATION_MODE = transform.InvocationMode[invocation]
             bag = DagBag(dag_folder=str(ROOT / "dags"))
             assert not bag.import_errors, bag.import_errors
-            dags = {d: bag.get_dag(d) for d in ("bronze_supabase", "silver", "gold")}
+            dags = {d: bag.get_dag(d) for d in ("bronze_browser_infra", "silver_browser_infra", "gold_browser_infra")}
             for dag in dags.values():  # a failure ends the benchmark at once instead of waiting for retries
                 for t in dag.tasks:
                     t.retries = 0
@@ -128,8 +129,9 @@ def main() -> None:
         def bare(interval: dict[str, str], log_file: bool = True) -> float:
             env = {**os.environ, **interval, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
             t0 = time.perf_counter()
-            for layer in ("silver", "gold"):
-                cmd = [transform.DBT_EXECUTABLE, "build", "--select", *transform.LAYERS[layer],
+            for job in config.product("browser_infra").dbt_jobs:  # silver, then gold: what the two DAGs select
+                layer = job.name
+                cmd = [transform.DBT_EXECUTABLE, "build", "--select", *job.select,
                        "--indirect-selection", "cautious",
                        "--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR),
                        "--target-path", str(base / "dbt-target"), "--log-path", str(base / "dbt-logs"),
@@ -141,7 +143,7 @@ def main() -> None:
 
         when = as_of
         print("warm-up: bronze first load, silver and gold first builds, bare dbt once (untimed) ...", flush=True)
-        for dag_id in ("bronze_supabase", "silver", "gold"):
+        for dag_id in ("bronze_browser_infra", "silver_browser_infra", "gold_browser_infra"):
             dag_test(first[dag_id], when)
         bare(
             {
@@ -153,10 +155,10 @@ def main() -> None:
         methods = [*bares, *modes]
         results: dict[str, list[dict]] = {m: [] for m in methods}
         for round_ in range(args.runs):
-            with psycopg.connect(stack.source_admin_uri) as conn:
+            with psycopg.connect(stack.source_uri("browser_infra")) as conn:
                 demo_source.advance(conn, hours=1)
             when += timedelta(hours=1)
-            dag_test(first["bronze_supabase"], when)
+            dag_test(first["bronze_browser_infra"], when)
             interval = {"MEDALLION_INTERVAL_START": (when - timedelta(hours=1)).isoformat(),
                         "MEDALLION_INTERVAL_END": when.isoformat()}  # fmt: skip
             order = methods[round_ % len(methods) :] + methods[: round_ % len(methods)]
@@ -165,7 +167,10 @@ def main() -> None:
                     seconds = bare(interval, log_file=bares[method])
                     res = {"seconds": seconds, "run": seconds, "producer": 0.0, "other": 0.0, "tasks": 0}
                 else:
-                    s, g = dag_test(bags[method]["silver"], when), dag_test(bags[method]["gold"], when)
+                    s, g = (
+                        dag_test(bags[method]["silver_browser_infra"], when),
+                        dag_test(bags[method]["gold_browser_infra"], when),
+                    )
                     res = {k: s[k] + g[k] for k in s}
                 results[method].append(res)
                 print(f"round {round_ + 1} {method:20} run {res['run']:5.1f}s  dag.test {res['seconds']:5.1f}s",

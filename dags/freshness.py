@@ -14,7 +14,7 @@ DOCS = """
 **What**: every 15 minutes, compares each table's age with its SLA (warn_after / error_after):
 - **bronze** tables: age of the last successful load (the newest `success` row of
   `ops.replication_batches`, so an hour with no changed rows still counts); SLA: the table's
-  `freshness` in `include/dbt/models/staging/_supabase__sources.yml`.
+  `freshness` in `include/dbt/models/staging/browser_infra/_browser_infra__sources.yml`.
 - **silver** and **gold** tables (`silver_core.*`, `gold_marts.*`): age of the newest interval the
   data covers, not of the last rebuild: `max(covered_by)` + one grain, e.g. a daily mart whose
   newest `date_day` is the 21st covers until the 22nd 00:00 UTC; silver's incremental facts cover
@@ -27,20 +27,22 @@ DOCS = """
 
 The SLAs are copied into `ops.table_slas` on every check; the result is the view
 `ops.table_freshness` (worst first: kind, table, last load or covered-until, age, SLA, status,
-failing since, last error, a link to the DAG's runs). `bronze_supabase` runs the same check after
+failing since, last error, a link to the DAG's runs). `bronze_browser_infra` runs the same check after
 each load; this schedule also notices a DAG that silently stopped running (paused, scheduler down,
 stuck run).
 
 **Emails**: one when tables go stale or get worse (`[medallion] WARN` / `STALE`, with the
-catch-up command: a bronze manual run, or `airflow dags trigger silver` / `gold`), nothing while
+catch-up command: a bronze manual run, or `airflow dags trigger silver_<product>` / `gold_<product>`), nothing while
 they stay stale, one `RECOVERED` when they are fresh again (`ops.freshness_incidents`). One
 `HOLE` email per hole with the exact `airflow backfill create ... --from-date ... --to-date ...`
 (both dates included, each an interval's start), one when it is loaded (`ops.gap_incidents`).
 One `RECOVERED` email when a failing bronze load's table loads again (`ops.failure_problems`).
 Every check also sends the alerts still waiting in the outbox (`ops.alert_outbox`).
 
-**Recipients**: the Airflow Variable `alert_emails` (Admin → Variables, comma-separated), else
-env `MEDALLION_ALERT_EMAILS` of the workers and triggerer (not visible in the UI).
+**Recipients**: one email per product, to its on-call: the Airflow Variable `alert_emails_<product>`,
+else `alert_emails` in `include/products/<product>.yml`, else the Airflow Variable `alert_emails`
+(Admin → Variables, comma-separated), else env `MEDALLION_ALERT_EMAILS` of the workers and triggerer
+(not visible in the UI).
 
 **When it fails** (you got a FAILED email for this DAG, or see it red):
 - *N alert(s) not sent, kept in ops.alert_outbox*: SMTP (`smtp_default`) is down or refuses;

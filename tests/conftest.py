@@ -20,7 +20,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from medallion import compat, config, demo_source
+from medallion import compat, config
+from medallion.demo import browser_infra as demo_source
 from medallion.localstack import Stack
 
 
@@ -65,12 +66,12 @@ def airflow_db(stack):
 
 
 def reset_connection_databases(stack: Stack, source_template: str | None = "source_template") -> None:
-    """Recreate `source` (from `source_template`, or empty) and an empty `warehouse`: the databases
+    """Recreate `browser_infra` (its source, from `source_template`, or empty) and an empty `warehouse`: the databases
     the stack's AIRFLOW_CONN_* point at, for tests that run DAGs through Airflow."""
     template = f" template {source_template}" if source_template else ""
     with psycopg.connect(stack.source.uri("postgres"), autocommit=True) as conn:
-        conn.execute("drop database if exists source with (force)")
-        conn.execute(f"create database source{template}")
+        conn.execute("drop database if exists browser_infra with (force)")
+        conn.execute(f"create database browser_infra{template}")
     with psycopg.connect(stack.warehouse.uri("postgres"), autocommit=True) as conn:
         conn.execute("drop database if exists warehouse with (force)")
         conn.execute("create database warehouse")
@@ -110,6 +111,6 @@ def spec():
     """The declared spec of a table, optionally with overrides: spec('browser_sessions', mode='full')."""
 
     def make(table: str, **overrides) -> config.TableSpec:
-        return replace(config.get_table(table), **overrides)
+        return replace(config.get_table("browser_infra", table), **overrides)
 
     return make

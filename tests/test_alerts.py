@@ -91,7 +91,7 @@ def pipeline(airflow_db, inbox):
             build_silver(wh, sla, datetime.now(UTC))
     bag = DagBag(dag_folder=str(config.ROOT / "dags"))
     assert not bag.import_errors
-    assert bag.get_dag("bronze_supabase").test(logical_date=AS_OF).state == "success"
+    assert bag.get_dag("bronze_browser_infra").test(logical_date=AS_OF).state == "success"
     assert inbox.take() == [], "every table was just loaded: nothing is stale, nothing failed"
     return stack, bag
 
@@ -120,7 +120,7 @@ def retries(task, n: int):
 @contextmanager
 def unreadable(stack, table: str):
     """The replication role loses SELECT on one source table: its load fails on every try."""
-    with psycopg.connect(stack.source.uri("source"), autocommit=True) as conn:
+    with psycopg.connect(stack.source.uri("browser_infra"), autocommit=True) as conn:
         conn.execute(f"revoke select on public.{table} from replicator")
         try:
             yield
@@ -210,7 +210,7 @@ def assert_in_both(mail: Received, *facts: str) -> None:
 
 def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline, inbox):
     stack, bag = pipeline
-    dag = bag.get_dag("bronze_supabase")
+    dag = bag.get_dag("bronze_browser_infra")
     logical = AS_OF + timedelta(hours=1)  # a manual run: data interval [AS_OF, AS_OF + 1h)
     with retries(dag.get_task("load"), 1), unreadable(stack, "api_keys"):
         run = dag.test(logical_date=logical)
@@ -227,17 +227,18 @@ def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline
     assert tries == 2, "the load ran twice (one retry)"
 
     [mail] = inbox.take()  # one email for two failed tries, none from the freshness check after it
-    assert mail.subject == "[medallion] FAILED bronze_supabase.load[api_keys] (1 run)"
+    assert mail.subject == "[medallion] FAILED bronze_browser_infra.load[api_keys] (1 run)"
     assert mail.to == [RECIPIENT]
     assert mail.content_type == "multipart/alternative" and mail.text and mail.html
     command = (
-        "airflow tasks clear bronze_supabase -t load -s 2026-11-01T01:00:00+00:00 -e 2026-11-01T01:00:00+00:00 -f -d -y"
+        "airflow tasks clear bronze_browser_infra -t load -s 2026-11-01T01:00:00+00:00 "
+        "-e 2026-11-01T01:00:00+00:00 -f -d -y"
     )
     assert_in_both(
         mail,
-        "bronze_supabase.load[api_keys] failed after 2 tries.",
-        "Error: ReplicationError: bronze_supabase.api_keys: load failed: permission denied for table api_keys",
-        "Table: bronze_supabase.api_keys",
+        "bronze_browser_infra.load[api_keys] failed after 2 tries.",
+        "Error: ReplicationError: bronze_browser_infra.api_keys: load failed: permission denied for table api_keys",
+        "Table: bronze_browser_infra.api_keys",
         "Interval: 2026-11-01 00:00 → 01:00 UTC",
         f"Run: {run.run_id}",
         "Stale now: nothing — every table is within its SLA",
@@ -245,7 +246,7 @@ def test_a_load_that_keeps_failing_sends_one_email_after_its_last_retry(pipeline
     )
     assert mail.text.index("Error:") < mail.text.index("Interval:") < mail.text.index("What to do:")
     log_url = re.search(r"^Log: (\S+)$", mail.text, re.M).group(1)
-    assert "/dags/bronze_supabase/runs/" in log_url and "/tasks/load/mapped/" in log_url
+    assert "/dags/bronze_browser_infra/runs/" in log_url and "/tasks/load/mapped/" in log_url
     assert log_url.endswith("?try_number=2") and f'href="{html.escape(log_url)}"' in mail.html
 
 
@@ -264,16 +265,18 @@ def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_re
         mail,
         "invoices — ERROR (new)",
         "SLA: warn after 26h, error after 72h",
-        """airflow dags trigger bronze_supabase -c '{"tables": ["invoices"]}'""",
+        """airflow dags trigger bronze_browser_infra -c '{"tables": ["invoices"]}'""",
     )
 
     assert checker.test().state == "success"
     assert inbox.take() == [], "still stale: nothing new to say"
-    other = bag.get_dag("bronze_supabase").test(logical_date=AS_OF + timedelta(hours=2), run_conf={"tables": ["plans"]})
+    other = bag.get_dag("bronze_browser_infra").test(
+        logical_date=AS_OF + timedelta(hours=2), run_conf={"tables": ["plans"]}
+    )
     assert other.state == "success", "stale data does not fail a bronze run"
     assert inbox.take() == [], "nor does its check_freshness repeat the email"
 
-    run = bag.get_dag("bronze_supabase").test(
+    run = bag.get_dag("bronze_browser_infra").test(
         logical_date=AS_OF + timedelta(hours=3), run_conf={"tables": ["invoices"]}
     )
     assert run.state == "success"
@@ -291,9 +294,9 @@ def test_a_stale_table_sends_one_email_then_nothing_while_stale_then_one_when_re
 
 
 @pytest.mark.parametrize(("dag_id", "allowed", "work"), [
-    ("bronze_supabase", 45, "a long COPY"),  # MEDALLION_BRONZE_DEADLINE_MINUTES' default
-    ("silver", 60, "a long dbt build"),  # MEDALLION_SILVER_DEADLINE_MINUTES'
-    ("gold", 60, "a long dbt build"),  # MEDALLION_GOLD_DEADLINE_MINUTES'
+    ("bronze_browser_infra", 45, "a long COPY"),  # MEDALLION_BRONZE_DEADLINE_MINUTES' default
+    ("silver_browser_infra", 60, "a long dbt build"),  # MEDALLION_SILVER_DEADLINE_MINUTES'
+    ("gold_browser_infra", 60, "a long dbt build"),  # MEDALLION_GOLD_DEADLINE_MINUTES'
 ])  # fmt: skip
 def test_a_missed_deadline_sends_its_email_through_the_scheduler_and_triggerer_code(
     pipeline, inbox, dag_id, allowed, work
@@ -393,7 +396,7 @@ def test_the_view_states_the_facts_the_email_states(pipeline, inbox):
                 gold_slas[name]["covered_grain"]) == (sla.warn_after, sla.error_after, sla.covered_by,
                                                       sla.covered_grain)  # fmt: skip
         assert gold_view[name]["status"] == "fresh" and gold_view[name]["last_load_at"] > datetime.now(UTC)
-    declared = config.tables()
+    declared = config.tables("browser_infra")
     assert set(view) == set(slas) == set(declared), "every declared table, synced from the one declaration"
     for name, spec in declared.items():
         assert (slas[name]["warn_after"], slas[name]["error_after"]) == (spec.freshness.warn_after,
@@ -464,7 +467,7 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
     """Gold rebuilt just now but with nothing after the day before yesterday is stale: its age runs
     from the end of the newest day it covers, not from its rebuild."""
     stack, bag = pipeline
-    sla = gold("fct_daily_sessions")  # covered_by session_date (day): the model's override of the folder's date_day
+    sla = gold("agg_daily_sessions")  # covered_by session_date (day): the model's override of the folder's date_day
     assert (sla.covered_by, sla.covered_grain) == ("session_date", "day")
     assert (sla.warn_after, sla.error_after) == (timedelta(hours=4), timedelta(hours=8))  # dbt_project.yml, marts
     behind = newest_period(sla, back=2)
@@ -476,8 +479,8 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
     assert checker.test().state == "success"
     [mail] = inbox.take()
     age = datetime.now(UTC) - covered_until
-    assert mail.subject == "[medallion] STALE gold_marts.fct_daily_sessions"
-    lead = re.match(r"gold_marts\.fct_daily_sessions is stale \(error\): covers until (.+ UTC), (\d+)h(?: (\d+)m)? "
+    assert mail.subject == "[medallion] STALE gold_marts.agg_daily_sessions"
+    lead = re.match(r"gold_marts\.agg_daily_sessions is stale \(error\): covers until (.+ UTC), (\d+)h(?: (\d+)m)? "
                     r"ago, SLA error after 8h\.\n", mail.text)  # fmt: skip
     assert lead, mail.text
     assert lead.group(1) == f"{covered_until:%Y-%m-%d} 00:00 UTC"
@@ -485,15 +488,15 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
     assert abs(shown - age) < timedelta(minutes=2)
     assert_in_both(
         mail,
-        "gold_marts.fct_daily_sessions — ERROR (new)",
+        "gold_marts.agg_daily_sessions — ERROR (new)",
         f"covers until {covered_until:%Y-%m-%d} 00:00 UTC (",
         "SLA: warn after 4h, error after 8h",
         "Gold is rebuilt from silver, silver from bronze",
         "/dags/gold/runs",
         "airflow dags trigger gold",
     )
-    assert "bronze_supabase -c" not in mail.text, "no bronze table is stale: no bronze catch-up command"
-    row = freshness_row(stack, "gold", "fct_daily_sessions")
+    assert "bronze_browser_infra -c" not in mail.text, "no bronze table is stale: no bronze catch-up command"
+    row = freshness_row(stack, "gold", "agg_daily_sessions")
     assert (row["source"], row["last_load_at"], row["status"]) == ("gold_marts", covered_until, "error")
     assert abs(row["age"] - age) < timedelta(minutes=2)
 
@@ -501,52 +504,54 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
     assert inbox.take() == [], "still stale: nothing new to say"
 
     with warehouse(stack) as wh:  # gold catches up: today's sessions arrive
-        wh.execute("insert into gold_marts.fct_daily_sessions values (%s)", (newest_period(sla),))
-    assert freshness.check()["recovered"] == ["gold_marts.fct_daily_sessions"]
+        wh.execute("insert into gold_marts.agg_daily_sessions values (%s)", (newest_period(sla),))
+    assert freshness.check()["recovered"] == ["gold_marts.agg_daily_sessions"]
     [mail] = inbox.take()
-    assert mail.subject == "[medallion] RECOVERED gold_marts.fct_daily_sessions"
+    assert mail.subject == "[medallion] RECOVERED gold_marts.agg_daily_sessions"
     tomorrow = newest_period(sla) + timedelta(days=1)
-    assert_in_both(mail, "gold_marts.fct_daily_sessions is fresh again.", "gold_marts.fct_daily_sessions — FRESH",
+    assert_in_both(mail, "gold_marts.agg_daily_sessions is fresh again.", "gold_marts.agg_daily_sessions — FRESH",
                    f"covers until {tomorrow:%Y-%m-%d} 00:00 UTC (its newest period is in progress)",
                    "was stale (error) since", "Stale now: nothing — every table is within its SLA")  # fmt: skip
 
 
 def test_a_gold_table_never_built_or_not_measurable_reads_as_stale_and_says_why(pipeline, inbox):
     stack, _ = pipeline
-    names = ["fct_growth_daily", "fct_monthly_revenue", "fct_ops_daily", "fct_org_daily"]
+    names = ["agg_growth_daily", "agg_monthly_revenue", "agg_ops_daily", "agg_org_daily"]
     labels = [f"gold_marts.{name}" for name in names]
     with warehouse(stack) as wh:
-        wh.execute("drop table gold_marts.fct_growth_daily")  # gold never ran (or a new mart not built yet)
-        build_gold(wh, gold("fct_monthly_revenue"))  # built, no rows
-        wh.execute("alter table gold_marts.fct_ops_daily rename column date_day to day")  # declaration is wrong
-        wh.execute("drop table gold_marts.fct_org_daily")  # the query fails (stands for e.g. a missing privilege)
-        wh.execute("create view gold_marts.fct_org_daily as select current_date + 1 / 0 as date_day")
+        wh.execute("drop table gold_marts.agg_growth_daily")  # gold never ran (or a new mart not built yet)
+        build_gold(wh, gold("agg_monthly_revenue"))  # built, no rows
+        wh.execute("alter table gold_marts.agg_ops_daily rename column date_day to day")  # declaration is wrong
+        wh.execute("drop table gold_marts.agg_org_daily")  # the query fails (stands for e.g. a missing privilege)
+        wh.execute("create view gold_marts.agg_org_daily as select current_date + 1 / 0 as date_day")
     assert freshness.check()["opened"] == labels, "one check, every problem; nothing crashed"
     [mail] = inbox.take()
     assert mail.subject == f"[medallion] STALE {', '.join(labels[:3])} +1"
     assert_in_both(
         mail,
         f"4 tables are stale (4 new): {', '.join(labels)}.",
-        "gold_marts.fct_growth_daily — ERROR (new)",
-        "never built: gold_marts.fct_growth_daily does not exist",
-        "no rows: gold_marts.fct_monthly_revenue is empty",
-        "cannot measure: gold_marts.fct_ops_daily has no column date_day (meta.covered_by)",
-        "cannot measure gold_marts.fct_org_daily: division by zero",
+        "gold_marts.agg_growth_daily — ERROR (new)",
+        "never built: gold_marts.agg_growth_daily does not exist",
+        "no rows: gold_marts.agg_monthly_revenue is empty",
+        "cannot measure: gold_marts.agg_ops_daily has no column date_day (meta.covered_by)",
+        "cannot measure gold_marts.agg_org_daily: division by zero",
         "airflow dags trigger gold",
     )
-    row = freshness_row(stack, "gold", "fct_growth_daily")
+    row = freshness_row(stack, "gold", "agg_growth_daily")
     assert (row["last_load_at"], row["age"], row["status"]) == (None, None, "error")
-    assert row["last_error"] == "never built: gold_marts.fct_growth_daily does not exist"
+    assert row["last_error"] == "never built: gold_marts.agg_growth_daily does not exist"
     bronze = rows(stack, "select table_name from ops.table_freshness where kind = 'bronze' and status = 'fresh'")
-    assert {r["table_name"] for r in bronze} == set(config.tables()), "bronze is still checked, and fresh"
+    assert {r["table_name"] for r in bronze} == set(config.tables("browser_infra")), (
+        "bronze is still checked, and fresh"
+    )
 
     with warehouse(stack) as wh:  # gold builds them
-        wh.execute("drop view gold_marts.fct_org_daily")
+        wh.execute("drop view gold_marts.agg_org_daily")
         for name in names:
             build_gold(wh, gold(name), newest_period(gold(name)))
     assert freshness.check()["recovered"] == labels
     assert [m.subject for m in inbox.take()] == [f"[medallion] RECOVERED {', '.join(labels[:3])} +1"]
-    row = freshness_row(stack, "gold", "fct_growth_daily")
+    row = freshness_row(stack, "gold", "agg_growth_daily")
     assert (row["status"], row["last_error"], row["failing_since"]) == ("fresh", None, None)
 
 
@@ -555,13 +560,13 @@ def test_gold_measurement_never_blocks_dbt_nor_is_blocked_by_it(pipeline, inbox)
     keeps the table's last measurement; and a check holds no lock on gold while it sends email
     (SMTP can take long), so it never stalls a gold build."""
     stack, _ = pipeline
-    sla = gold("fct_product_daily")
-    before = freshness_row(stack, "gold", "fct_product_daily")["last_load_at"]
+    sla = gold("agg_product_daily")
+    before = freshness_row(stack, "gold", "agg_product_daily")["last_load_at"]
     locked, release = threading.Event(), threading.Event()
 
     def dbt_swapping():
         with warehouse(stack) as wh, wh.transaction():
-            wh.execute("lock table gold_marts.fct_product_daily in access exclusive mode")
+            wh.execute("lock table gold_marts.agg_product_daily in access exclusive mode")
             locked.set()
             release.wait(30)
 
@@ -577,30 +582,30 @@ def test_gold_measurement_never_blocks_dbt_nor_is_blocked_by_it(pipeline, inbox)
         swapper.join()
     assert result["stale"] == [] and inbox.take() == []
     assert waited < timedelta(seconds=15), f"the check was blocked for {waited}"
-    assert freshness_row(stack, "gold", "fct_product_daily")["last_load_at"] == before
+    assert freshness_row(stack, "gold", "agg_product_daily")["last_load_at"] == before
 
     swaps = []
 
     def dbt_swaps_while_the_email_is_sent():
         with warehouse(stack) as wh:
             wh.execute("set lock_timeout = '2s'")
-            wh.execute("alter table gold_marts.fct_product_daily rename to fct_product_daily__dbt_backup")
-            wh.execute("alter table gold_marts.fct_product_daily__dbt_backup rename to fct_product_daily")
+            wh.execute("alter table gold_marts.agg_product_daily rename to fct_product_daily__dbt_backup")
+            wh.execute("alter table gold_marts.fct_product_daily__dbt_backup rename to agg_product_daily")
             swaps.append("done")
 
     with warehouse(stack) as wh:
         build_gold(wh, sla, newest_period(sla, back=3))
     inbox.while_sending = dbt_swaps_while_the_email_is_sent
     try:
-        assert freshness.check()["opened"] == ["gold_marts.fct_product_daily"]
+        assert freshness.check()["opened"] == ["gold_marts.agg_product_daily"]
     finally:
         inbox.while_sending = None
     assert swaps == ["done"], "dbt could swap the table in while the check was emailing"
-    assert [m.subject for m in inbox.take()] == ["[medallion] STALE gold_marts.fct_product_daily"]
+    assert [m.subject for m in inbox.take()] == ["[medallion] STALE gold_marts.agg_product_daily"]
     with warehouse(stack) as wh:
         build_gold(wh, sla, newest_period(sla))
     freshness.check()
-    assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED gold_marts.fct_product_daily"]
+    assert [m.subject for m in inbox.take()] == ["[medallion] RECOVERED gold_marts.agg_product_daily"]
 
 
 # --- on-call: durable alerts, one email per problem, every failure in the ledger, holes ----------
@@ -622,13 +627,13 @@ def failed_batches(stack, table: str, run_id: str) -> list[dict]:
 
 def test_a_failure_alert_that_cannot_be_sent_is_kept_and_sent_once_when_smtp_is_back(pipeline, inbox, monkeypatch):
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "organization_members"
+    dag, table = bag.get_dag("bronze_browser_infra"), "organization_members"
     logical = loaded_until(stack, table) + timedelta(hours=1)
     with monkeypatch.context() as m, retries(dag.get_task("load"), 0), unreadable(stack, table):
         smtp_down(m)
         assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "failed"
     assert inbox.take() == []
-    subject = f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    subject = f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"
     [kept] = rows(stack, "select state, subject, attempts from ops.alert_outbox where state <> 'sent'")
     assert kept == {"state": "failed", "subject": subject, "attempts": 1}
 
@@ -636,19 +641,19 @@ def test_a_failure_alert_that_cannot_be_sent_is_kept_and_sent_once_when_smtp_is_
     assert freshness.check()["alerts_sent"] == 1  # the `freshness` DAG's next check
     [mail] = inbox.take()
     assert mail.subject == subject and mail.to == [RECIPIENT]
-    assert_in_both(mail, f"Error: ReplicationError: bronze_supabase.{table}: load failed: permission denied")
+    assert_in_both(mail, f"Error: ReplicationError: bronze_browser_infra.{table}: load failed: permission denied")
     freshness.check()
     assert inbox.take() == [], "sent exactly once"
     assert [r["state"] for r in rows(stack, "select * from ops.alert_outbox") if r["subject"] == subject] == ["sent"]
 
     assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "success"
     [mail] = inbox.take()  # the bronze run's check: the problem is over
-    assert mail.subject == f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed"
+    assert mail.subject == f"[medallion] RECOVERED bronze_browser_infra.load[{table}] after 1 run failed"
 
 
 def test_with_the_warehouse_and_smtp_down_the_whole_alert_is_in_the_task_log(pipeline, inbox, monkeypatch, caplog):
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "organization_members"
+    dag, table = bag.get_dag("bronze_browser_infra"), "organization_members"
     logical = loaded_until(stack, table) + timedelta(hours=1)
     with monkeypatch.context() as m, retries(dag.get_task("load"), 0):
         smtp_down(m)
@@ -658,8 +663,8 @@ def test_with_the_warehouse_and_smtp_down_the_whole_alert_is_in_the_task_log(pip
     logged = caplog.text
     assert "ALERT NOT SENT" in logged
     assert f"To: {RECIPIENT}" in logged
-    assert f"Subject: [medallion] FAILED bronze_supabase.load[{table}] (1 run)" in logged
-    assert f"bronze_supabase.load[{table}] failed after 1 try." in logged
+    assert f"Subject: [medallion] FAILED bronze_browser_infra.load[{table}] (1 run)" in logged
+    assert f"bronze_browser_infra.load[{table}] failed after 1 try." in logged
     assert "Stale now: unknown — cannot read freshness from the warehouse" in logged
 
 
@@ -669,7 +674,7 @@ def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_i
     a reminder once the last email is older than MEDALLION_ALERT_REMINDER_HOURS; a different error
     of the same task is a new problem; the table loading again closes them with one email each."""
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "subscriptions"
+    dag, table = bag.get_dag("bronze_browser_infra"), "subscriptions"
     start = loaded_until(stack, table)
     load = dag.get_task("load")
     with retries(load, 0), unreadable(stack, table):
@@ -677,7 +682,7 @@ def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_i
                    for n in range(1, 21)]  # fmt: skip
     assert all(len(failed_batches(stack, table, run_id)) == 1 for run_id in run_ids)
     [mail] = inbox.take()
-    assert mail.subject == f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    assert mail.subject == f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"
     [problem] = rows(stack, f"select runs, emails, first_run_id, last_run_id from ops.failure_problems "
                             f"where table_name = '{table}' and closed_at is null")  # fmt: skip
     assert problem == {"runs": 20, "emails": 1, "first_run_id": run_ids[0], "last_run_id": run_ids[-1]}
@@ -688,23 +693,23 @@ def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_i
         dag.test(logical_date=start + timedelta(hours=21), run_conf={"tables": [table]})
         dag.test(logical_date=start + timedelta(hours=22), run_conf={"tables": [table]})
     [mail] = inbox.take()
-    assert re.fullmatch(rf"\[medallion\] STILL FAILING bronze_supabase\.load\[{table}\] \(21 runs since .+\)",
+    assert re.fullmatch(rf"\[medallion\] STILL FAILING bronze_browser_infra\.load\[{table}\] \(21 runs since .+\)",
                         mail.subject), mail.subject  # fmt: skip
     assert_in_both(mail, "is still failing: 21 runs since", "permission denied", "Fix the cause")
 
     with monkeypatch.context() as m, retries(load, 0):  # another error: the source is unreachable
-        m.setenv("AIRFLOW_CONN_SUPABASE_SOURCE", f"postgres://replicator@127.0.0.1:{free_port()}/source")
+        m.setenv("AIRFLOW_CONN_BROWSER_INFRA_SOURCE", f"postgres://replicator@127.0.0.1:{free_port()}/source")
         run = dag.test(logical_date=start + timedelta(hours=23), run_conf={"tables": [table]})
     [mail] = inbox.take()
-    assert mail.subject == f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
-    assert_in_both(mail, "Error: ConnectionFailed: cannot connect to connection 'supabase_source'")
+    assert mail.subject == f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"
+    assert_in_both(mail, "Error: ConnectionFailed: cannot connect to connection 'browser_infra_source'")
     [failed] = failed_batches(stack, table, run.run_id)  # failed before its batch started: in the ledger too
-    assert failed["error"].startswith("cannot connect to connection 'supabase_source'")
+    assert failed["error"].startswith("cannot connect to connection 'browser_infra_source'")
 
     assert dag.test(logical_date=start + timedelta(hours=1), run_conf={"tables": [table]}).state == "success"
     assert sorted(m.subject for m in inbox.take()) == [
-        f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed",
-        f"[medallion] RECOVERED bronze_supabase.load[{table}] after 22 runs failed",
+        f"[medallion] RECOVERED bronze_browser_infra.load[{table}] after 1 run failed",
+        f"[medallion] RECOVERED bronze_browser_infra.load[{table}] after 22 runs failed",
     ]
     assert rows(stack, f"select count(*) as n from ops.failure_problems where table_name = '{table}' "
                        "and closed_at is null") == [{"n": 0}]  # fmt: skip
@@ -712,9 +717,9 @@ def test_twenty_failures_of_one_problem_send_one_email_a_reminder_and_one_when_i
 
 def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_ledger_and_the_view(pipeline, inbox):
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "browser_sessions"
+    dag, table = bag.get_dag("bronze_browser_infra"), "browser_sessions"
     logical = loaded_until(stack, table) + timedelta(hours=1)
-    with psycopg.connect(stack.source.uri("source"), autocommit=True) as src:
+    with psycopg.connect(stack.source.uri("browser_infra"), autocommit=True) as src:
         src.execute("alter table public.browser_sessions rename column updated_at to modified_at")
         try:
             with retries(dag.get_task("load"), 2):
@@ -729,12 +734,12 @@ def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_led
     assert row["status"] == "fresh", "its last load is recent"
     assert row["failing_since"] is not None and row["last_error"] == failed["error"]
     assert row["run_id"] == run.run_id and row["link"].endswith(
-        "/dags/bronze_supabase/runs/" + run.run_id.replace(":", "%3A").replace("+", "%2B")
+        "/dags/bronze_browser_infra/runs/" + run.run_id.replace(":", "%3A").replace("+", "%2B")
     )
-    assert [m.subject for m in inbox.take()] == [f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"]
+    assert [m.subject for m in inbox.take()] == [f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"]
 
     # the warehouse connection dies mid-batch (here: while it waits for the table's lock)
-    lock = f"medallion:bronze_supabase.{table}"
+    lock = f"medallion:bronze_browser_infra.{table}"
     killed = []
 
     def kill_the_waiting_load():
@@ -760,13 +765,13 @@ def test_a_load_failing_before_its_batch_or_losing_its_warehouse_reaches_the_led
     [failed] = failed_batches(stack, table, run.run_id)
     assert "terminat" in failed["error"], failed["error"]
     assert freshness_row(stack, "bronze", table)["last_error"] == failed["error"]
-    subject = f"[medallion] FAILED bronze_supabase.load[{table}] (1 run)"
+    subject = f"[medallion] FAILED bronze_browser_infra.load[{table}] (1 run)"
     assert [m.subject for m in inbox.take()] == [subject], "another error of the same task: a new problem"
 
     assert dag.test(logical_date=logical, run_conf={"tables": [table]}).state == "success"
     row = freshness_row(stack, "bronze", table)
     assert (row["failing_since"], row["last_error"]) == (None, None)
-    recovered = f"[medallion] RECOVERED bronze_supabase.load[{table}] after 1 run failed"
+    recovered = f"[medallion] RECOVERED bronze_browser_infra.load[{table}] after 1 run failed"
     assert [m.subject for m in inbox.take()] == [recovered, recovered]
 
 
@@ -798,7 +803,7 @@ def test_the_view_is_worst_first_covers_silver_and_links_each_row(pipeline, inbo
             assert r["checked_at"] == measured[r["table_name"]], "when its coverage was measured"
             assert r["link"] == f"{alerts._base_url()}/dags/{r['kind']}/runs"
         else:
-            assert r["link"].startswith(f"{alerts._base_url()}/dags/bronze_supabase/runs/")
+            assert r["link"].startswith(f"{alerts._base_url()}/dags/bronze_browser_infra/runs/")
 
 
 def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_fills_it(pipeline, inbox):
@@ -807,23 +812,25 @@ def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_f
     from airflow.utils.session import create_session
 
     stack, bag = pipeline
-    dag, table = bag.get_dag("bronze_supabase"), "projects"
+    dag, table = bag.get_dag("bronze_browser_infra"), "projects"
     start = loaded_until(stack, table)
     for hours in (1, 3):  # loads [start, +1h) and [+2h, +3h): nothing read [+1h, +2h) but the lookback
         assert dag.test(logical_date=start + timedelta(hours=hours), run_conf={"tables": [table]}).state == "success"
     [mail] = inbox.take()  # sent by the second run's check
     hole = start + timedelta(hours=1)
     iso = hole.isoformat()
-    command = f"airflow backfill create --dag-id bronze_supabase --from-date {iso} --to-date {iso}"
+    command = f"airflow backfill create --dag-id bronze_browser_infra --from-date {iso} --to-date {iso}"
     assert mail.subject == f"[medallion] HOLE bronze projects: 1 hour(s) never loaded, from {alerts.when(hole)[:16]}"
     never = alerts.interval(hole, hole + timedelta(minutes=45))  # the next run re-read 15 minutes (its lookback)
-    assert_in_both(mail, "Table: bronze_supabase.projects", command, f"bronze projects was never loaded for {never}")
+    assert_in_both(
+        mail, "Table: bronze_browser_infra.projects", command, f"bronze projects was never loaded for {never}"
+    )
     [gap] = rows(stack, "select * from ops.replication_gaps where table_name = 'projects'")
     assert (gap["gap_start"], gap["gap_end"], gap["intervals"]) == (hole, hole + timedelta(minutes=45), 1)
     assert gap["backfill_command"] == command
     # Airflow 3.3's backfill runs exactly that interval for those dates (its own planning code)
     with create_session() as session:
-        serialized = DBDagBag().get_latest_version_of_dag("bronze_supabase", session=session)
+        serialized = DBDagBag().get_latest_version_of_dag("bronze_browser_infra", session=session)
         infos = _get_info_list(from_date=hole, to_date=hole, reverse=False, dag=serialized)
     assert [(i.data_interval.start, i.data_interval.end) for i in infos] == [(hole, hole + timedelta(hours=1))]
 
@@ -836,13 +843,15 @@ def test_a_hole_in_the_loaded_intervals_is_emailed_once_with_the_backfill_that_f
 
 def test_failures_are_one_problem_when_only_numbers_ids_and_times_differ():
     same = [
-        "ReplicationError: bronze_supabase.plans: load failed: canceling statement due to lock timeout after 5000 ms",
-        "ReplicationError: bronze_supabase.plans: load failed: canceling statement due to lock timeout after 12 ms",
+        "ReplicationError: bronze_browser_infra.plans: load failed: "
+        "canceling statement due to lock timeout after 5000 ms",
+        "ReplicationError: bronze_browser_infra.plans: load failed: "
+        "canceling statement due to lock timeout after 12 ms",
     ]
     assert alerts.signature(same[0]) == alerts.signature(same[1])
     batch = "batch 9f2c4e0a1b3d4c5e6f708192a3b4c5d6 at 2026-11-01T03:00:00+00:00 read 1,234 rows"
     assert alerts.signature(batch) == alerts.signature(batch.replace("9f2c", "0000").replace("03:00", "04:00"))
-    other = "SchemaDriftError: schema drift in bronze_supabase.plans.price: numeric -> text"
+    other = "SchemaDriftError: schema drift in bronze_browser_infra.plans.price: numeric -> text"
     assert alerts.signature(other) != alerts.signature(same[0]), "another error class or text: another problem"
     assert alerts.signature(other.replace("price", "name")) != alerts.signature(other), "another column"
 
@@ -860,3 +869,65 @@ def test_a_deadline_alert_that_cannot_be_sent_waits_in_the_outbox(pipeline, inbo
     backoff_elapsed(stack)
     assert freshness.check()["alerts_sent"] == 1
     assert [m.subject for m in inbox.take()] == [kept["subject"]]
+
+
+def test_alert_routing_sends_each_products_alerts_to_its_on_call(pipeline, inbox, monkeypatch):
+    """A product's alerts go to the Variable alert_emails_<product>, else its YAML's alert_emails, else the
+    global list (Variable alert_emails, else env); a freshness check sends one email per product."""
+    from dataclasses import replace
+
+    stack, bag = pipeline
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS", "everyone@example.com")
+    bronze = bag.get_dag("bronze_browser_infra")
+
+    # 1. the product's Variable overrides everything: a FAILED email of its bronze DAG
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS_BROWSER_INFRA", "browser-oncall@example.com; lead@example.com")
+    with retries(bronze.get_task("load"), 0), unreadable(stack, "projects"):
+        run = bronze.test(logical_date=AS_OF + timedelta(hours=5), run_conf={"tables": ["projects"]})
+    assert run.state == "failed"
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] FAILED bronze_browser_infra.load[projects] (1 run)"
+    assert mail.to == ["browser-oncall@example.com", "lead@example.com"]
+
+    # 2. no Variable: the product's YAML list; a stale table's email (the freshness DAG) goes there
+    monkeypatch.delenv("AIRFLOW_VAR_ALERT_EMAILS_BROWSER_INFRA")
+    declared, product = config.product("browser_infra"), config.product
+    monkeypatch.setattr(config, "product", lambda p: replace(declared, alert_emails=("yaml-oncall@example.com",))
+                        if p == "browser_infra" else product(p))  # fmt: skip
+    age_ledger(stack, "usage_records", timedelta(hours=60))  # error_after is 50h
+    assert bag.get_dag("freshness").test().state == "success"
+    [mail] = inbox.take()
+    assert mail.subject == "[medallion] STALE usage_records" and mail.to == ["yaml-oncall@example.com"]
+
+    # 3. neither: the global list (its RECOVERED email, sent by the bronze run's own check)
+    monkeypatch.setattr(config, "product", product)
+    assert config.product("browser_infra").alert_emails == ()
+    run = bronze.test(logical_date=AS_OF + timedelta(hours=6), run_conf={"tables": ["usage_records"]})
+    assert run.state == "success"
+    recovered = [m for m in inbox.take() if m.subject == "[medallion] RECOVERED usage_records"]
+    assert [m.to for m in recovered] == [["everyone@example.com"]]
+
+    # 4. one check's news about two products: two emails, each to its own on-call, each naming only its tables
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_EMAILS_OTHER", "other-oncall@example.com")
+    now = datetime.now(UTC)
+
+    def row(source: str, table: str) -> freshness.TableFreshness:
+        age, warn, error = timedelta(days=5), timedelta(hours=1), timedelta(hours=2)
+        return freshness.TableFreshness("bronze", source, table, now - age, age, warn, error, "error", 1, "b",
+                                        None, None, now)  # fmt: skip
+
+    mine, theirs = row("browser_infra", "plans"), row("other", "widgets")
+    parts = freshness.by_product(freshness.Change(rows=[mine, theirs], opened=[mine, theirs]))
+    assert {p: [r.table_name for r in c.rows] for p, c in parts.items()} == {"browser_infra": ["plans"],
+                                                                           "other": ["widgets"]}  # fmt: skip
+    for product_id, news in parts.items():
+        outbox.deliver(alerts.freshness_email(news, product_id), "freshness")
+    got = {m.subject: m.to for m in inbox.take()}
+    assert got == {"[medallion] STALE plans": ["everyone@example.com"],
+                   "[medallion] STALE widgets": ["other-oncall@example.com"]}  # fmt: skip
+    with warehouse(stack) as wh:
+        routed = wh.execute(
+            "select product, sent_to from ops.alert_outbox_messages where subject in "
+            "('[medallion] STALE plans', '[medallion] STALE widgets') order by product"
+        ).fetchall()
+    assert routed == [("browser_infra", ["everyone@example.com"]), ("other", ["other-oncall@example.com"])]

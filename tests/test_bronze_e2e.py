@@ -9,7 +9,8 @@ import pytest
 from checks import bronze_fingerprint, source_fingerprint
 from conftest import AS_OF, reset_connection_databases
 
-from medallion import config, demo_source
+from medallion import config
+from medallion.demo import browser_infra as demo_source
 
 pytestmark = pytest.mark.slow
 
@@ -28,22 +29,22 @@ def pipeline(airflow_db):
 
 def assert_bronze_equals_source(stack):
     with (
-        psycopg.connect(stack.source.uri("source", user="replicator")) as src,
+        psycopg.connect(stack.source.uri("browser_infra", user="replicator")) as src,
         psycopg.connect(stack.warehouse.uri("warehouse")) as wh,
     ):
-        for spec in config.tables().values():
+        for spec in config.tables("browser_infra").values():
             assert bronze_fingerprint(wh, src, spec) == source_fingerprint(src, spec), spec.name
 
 
 def test_bronze_dag_loads_every_table_then_follows_inserts_updates_and_deletes(pipeline):
     stack, bag = pipeline
-    bronze, reconcile = bag.get_dag("bronze_supabase"), bag.get_dag("bronze_supabase_reconcile")
+    bronze, reconcile = bag.get_dag("bronze_browser_infra"), bag.get_dag("bronze_browser_infra_reconcile")
 
     run = bronze.test(logical_date=AS_OF)  # data interval [AS_OF - 1h, AS_OF): the first load
     assert run.state == "success"
     assert_bronze_equals_source(stack)
 
-    with psycopg.connect(stack.source.uri("source")) as conn:
+    with psycopg.connect(stack.source.uri("browser_infra")) as conn:
         changes = demo_source.advance(conn, hours=1, deletes=3)
     assert changes["browser_sessions (deleted)"] == 3
     assert bronze.test(logical_date=AS_OF + timedelta(hours=1)).state == "success"
@@ -58,15 +59,15 @@ def test_bronze_dag_loads_every_table_then_follows_inserts_updates_and_deletes(p
             ).fetchall()
         )
         tombstones = wh.execute(
-            "select count(*) from bronze_supabase.browser_sessions where _deleted_at is not null"
+            "select count(*) from bronze_browser_infra.browser_sessions where _deleted_at is not null"
         ).fetchone()[0]
-    assert per_table == {name: 2 for name in config.tables()}
+    assert per_table == {name: 2 for name in config.tables("browser_infra")}
     assert tombstones == 3
 
 
 def test_bronze_dag_params_choose_tables(pipeline):
     stack, bag = pipeline
-    run = bag.get_dag("bronze_supabase").test(
+    run = bag.get_dag("bronze_browser_infra").test(
         logical_date=AS_OF + timedelta(hours=2), run_conf={"tables": ["plans", "users"]}
     )
     assert run.state == "success"
@@ -85,4 +86,6 @@ def test_unknown_table_in_params_is_refused_at_trigger_time(pipeline):
 
     _, bag = pipeline
     with pytest.raises(ParamValidationError, match="Invalid input for param tables: 'sessions' is not one of"):
-        bag.get_dag("bronze_supabase").test(logical_date=AS_OF + timedelta(hours=3), run_conf={"tables": ["sessions"]})
+        bag.get_dag("bronze_browser_infra").test(
+            logical_date=AS_OF + timedelta(hours=3), run_conf={"tables": ["sessions"]}
+        )

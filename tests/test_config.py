@@ -1,4 +1,4 @@
-"""Table declarations: the real YAML loads; every kind of mistake is one line naming file:line and table."""
+"""Product and table declarations: the real YAML loads; every kind of mistake is one line naming file:line and table."""
 
 from __future__ import annotations
 
@@ -31,14 +31,14 @@ sources:
 
 
 def test_the_project_declaration_loads():
-    tables = config.tables()
+    tables = config.tables("browser_infra")
     assert {"plans", "browser_sessions", "session_events", "invoices"} <= set(tables)
     sessions = tables["browser_sessions"]
     assert sessions.mode == "incremental" and sessions.cursor == "updated_at" and sessions.primary_key == ("id",)
-    assert sessions.bronze_schema == "bronze_supabase" and sessions.reconcile_deletes
+    assert sessions.bronze_schema == "bronze_browser_infra" and sessions.reconcile_deletes
     assert tables["plans"].mode == "full" and not tables["plans"].reconcile_deletes
     assert tables["session_events"].freshness.error_after.total_seconds() == 4 * 3600  # table override
-    assert config.connection_ids() == {"supabase_source", "warehouse", "smtp_default"}
+    assert config.connection_ids() == {"browser_infra_source", "warehouse", "smtp_default"}
 
 
 def test_table_overrides_and_defaults(tmp_path):
@@ -82,7 +82,7 @@ def test_table_overrides_and_defaults(tmp_path):
             "      - name: a\n        config: {freshness: {warn_after: {count: 1, period: fortnight}}}",
             r":11: table app\.a: freshness needs",
         ),
-        ("      - name: a\n      - name: a", r":12: table a is already declared at .*:11"),
+        ("      - name: a\n      - name: a", r":12: table app\.a is already declared at .*:11"),
         (
             "      - name: a\n        config: {meta: {replication: {lookback_minutes: soon}}}",
             r"lookback_minutes must be a number",
@@ -103,8 +103,160 @@ def test_invalid_yaml_names_file_and_line(tmp_path):
 
 
 def test_unknown_table_lists_what_is_declared():
-    with pytest.raises(ConfigError, match=r"unknown table 'sessions': declared tables are api_keys, browser_sessions"):
-        config.get_table("sessions")
+    with pytest.raises(ConfigError, match=r"unknown table 'sessions' of product browser_infra: declared tables are "
+                                          r"api_keys, browser_sessions"):  # fmt: skip
+        config.get_table("browser_infra", "sessions")
+
+
+# --- products: include/products/<product>.yml + models/staging/<product>/_<product>__sources.yml ------
+
+PRODUCT_YML = """
+description: A test product.
+owner: shop-data
+source_conn_id: shop_source
+alert_emails: [shop-oncall@example.com]
+schedules: {bronze: "*/10 * * * *"}
+dbt_jobs:
+  silver: {layer: silver, schedule: "*/5 * * * *", after: bronze, select: [tag:shop]}
+  gold_daily: {layer: gold, schedule: "0 1 * * *", select: tag:daily}
+"""
+
+SOURCES_YML = """
+version: 2
+sources:
+  - name: shop
+    config:
+      meta: {replication: {source_schema: public, primary_key: [id], cursor: updated_at}}
+    tables:
+      - name: users
+      - name: auth__users
+        config: {meta: {replication: {source_schema: auth}}}
+"""
+
+
+@pytest.fixture
+def product_dirs(tmp_path, monkeypatch):
+    """A products folder and a dbt project folder of our own; returns a writer of the two files."""
+    monkeypatch.setattr(config, "PRODUCTS_DIR", tmp_path / "products")
+    monkeypatch.setattr(config, "DBT_PROJECT_DIR", tmp_path / "dbt")
+
+    def declare(product: str, product_yml: str = PRODUCT_YML, sources_yml: str | None = SOURCES_YML):
+        (tmp_path / "products").mkdir(exist_ok=True)
+        path = tmp_path / "products" / f"{product}.yml"
+        path.write_text(textwrap.dedent(product_yml))
+        if sources_yml is not None:
+            folder = tmp_path / "dbt" / "models" / "staging" / product
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"_{product}__sources.yml").write_text(textwrap.dedent(sources_yml))
+        return path
+
+    return declare
+
+
+def test_the_browser_infra_product_loads():
+    p = config.product("browser_infra")
+    assert (p.owner, p.source_conn_id, p.bronze_schema) == ("browser-infra-data", "browser_infra_source",
+                                                            "bronze_browser_infra")  # fmt: skip
+    assert p.dbt_pool == "medallion_dbt_browser_infra"
+    assert p.schedules["bronze"] == "0 * * * *"
+    assert {j.name: (j.layer, j.after) for j in p.dbt_jobs} == {
+        "silver": ("silver", "bronze"),
+        "gold": ("gold", "silver"),
+    }
+    assert p.dag_id("bronze") == "bronze_browser_infra" and set(p.tables) == set(config.tables("browser_infra"))
+    assert config.product_ids() == sorted(f.stem for f in config.PRODUCTS_DIR.glob("*.yml"))
+
+
+def test_a_product_loads_with_its_jobs_and_same_named_tables_of_two_schemas(product_dirs):
+    """`auth.users` beside `public.users`: bronze names them auth__users and users (table names are
+    unique per product only); the product's connection is every table's default."""
+    product_dirs("shop")
+    p = config.load_product("shop")
+    assert p.alert_emails == ("shop-oncall@example.com",) and p.owner == "shop-data"
+    assert [(j.name, j.layer, j.schedule, j.after, j.select) for j in p.dbt_jobs] == [
+        ("silver", "silver", "*/5 * * * *", "bronze", ("tag:shop",)),
+        ("gold_daily", "gold", "0 1 * * *", None, ("tag:daily",)),
+    ]
+    users, auth_users = p.tables["users"], p.tables["auth__users"]
+    assert (users.source_schema, users.source_table, users.qualified) == ("public", "users", "bronze_shop.users")
+    assert (auth_users.source_schema, auth_users.source_table, auth_users.qualified) == (
+        "auth", "users", "bronze_shop.auth__users")  # fmt: skip
+    assert users.source_conn_id == auth_users.source_conn_id == "shop_source"
+
+
+def test_two_products_may_both_have_a_users_table(product_dirs):
+    product_dirs("shop")
+    product_dirs("crm", PRODUCT_YML.replace("shop", "crm"), SOURCES_YML.replace("name: shop", "name: crm"))
+    shop, crm = config.load_product("shop"), config.load_product("crm")
+    assert shop.tables["users"].qualified == "bronze_shop.users" and crm.tables["users"].qualified == "bronze_crm.users"
+    assert crm.tables["users"].source_conn_id == "crm_source"
+
+
+@pytest.mark.parametrize(
+    ("product_yml", "sources_yml", "message"),
+    [
+        (
+            PRODUCT_YML.replace("owner: shop-data\n", ""),
+            SOURCES_YML,
+            r"products/shop\.yml:2: product shop: owner is missing",
+        ),
+        (PRODUCT_YML + "oncall: [x]\n", SOURCES_YML, r"products/shop\.yml:2: product shop: unknown setting 'oncall'"),
+        (
+            PRODUCT_YML.replace('{bronze: "*/10 * * * *"}', "{bronze: hourly}"),
+            SOURCES_YML,
+            r"products/shop\.yml:6: product shop: schedules\.bronze must be a cron expression",
+        ),
+        (
+            PRODUCT_YML.replace("layer: silver,", "layer: platinum,"),
+            SOURCES_YML,
+            r"products/shop\.yml:8: product shop job silver: layer must be one of silver, gold, got 'platinum'",
+        ),
+        (
+            PRODUCT_YML.replace("after: bronze", "after: bronzed"),
+            SOURCES_YML,
+            r"products/shop\.yml:8: product shop job silver: after must be bronze or another dbt job",
+        ),
+        (
+            PRODUCT_YML,
+            SOURCES_YML.replace("name: shop", "name: app"),
+            r"_shop__sources\.yml:4: source 'app' must be named like its product 'shop'",
+        ),
+        (
+            PRODUCT_YML,
+            SOURCES_YML.replace("name: shop", "name: shop\n    schema: bronze_app"),
+            r"_shop__sources\.yml:4: source shop must live in schema bronze_shop",
+        ),
+        (PRODUCT_YML, None, r"product shop: no replicated tables declared"),
+    ],
+)
+def test_bad_product_declarations_are_one_line_naming_file_line_and_product(product_dirs, product_yml, sources_yml,
+                                                                             message):  # fmt: skip
+    product_dirs("shop", product_yml, sources_yml)
+    with pytest.raises(ConfigError, match=message) as err:
+        config.load_product("shop")
+    assert "\n" not in str(err.value)
+
+
+def test_pools_one_per_product_and_the_module_prints_them(product_dirs):
+    import json
+    import subprocess
+    import sys
+
+    product_dirs("shop")
+    product_dirs("crm", PRODUCT_YML, None)  # even a product whose tables are broken gets its pool
+    assert {k: v["slots"] for k, v in config.pools().items()} == {"medallion_dbt_crm": 1, "medallion_dbt_shop": 1}
+    out = subprocess.run([sys.executable, "-m", "medallion.config", "pools"], capture_output=True, text=True,
+                         check=True, env={"PYTHONPATH": str(config.ROOT / "plugins")})  # fmt: skip
+    declared = (config.ROOT / "include" / "products").glob("*.yml")  # the real bundle's products
+    assert (
+        set(json.loads(out.stdout)) == {f"medallion_dbt_{p.stem}" for p in declared} >= {"medallion_dbt_browser_infra"}
+    )
+
+
+def test_product_of_dag():
+    assert config.product_of_dag("bronze_browser_infra_reconcile") == "browser_infra"
+    assert config.product_of_dag("gold_browser_infra") == "browser_infra"
+    assert config.product_of_dag("freshness") is None
 
 
 # --- gold freshness: declared in the dbt project (model meta), read from the dbt manifest ------
@@ -128,9 +280,9 @@ def test_every_mart_declares_gold_freshness_on_a_documented_date_column():
             f"{name}: covered_by {sla.covered_by} is not a documented column"
         )
         assert sla.warn_after < sla.error_after
-    assert (slas["fct_daily_sessions"].covered_by, slas["fct_daily_sessions"].covered_grain) == ("session_date", "day")
-    assert slas["fct_monthly_revenue"].covered_grain == "month"
-    for name in ("fct_growth_daily", "fct_daily_sessions"):  # the SLA is the folder's (the override is covered_by)
+    assert (slas["agg_daily_sessions"].covered_by, slas["agg_daily_sessions"].covered_grain) == ("session_date", "day")
+    assert slas["agg_monthly_revenue"].covered_grain == "month"
+    for name in ("agg_growth_daily", "agg_daily_sessions"):  # the SLA is the folder's (the override is covered_by)
         assert re.fullmatch(rf"{config.DBT_PROJECT_DIR / 'dbt_project.yml'}:\d+", slas[name].declared_at)
 
 

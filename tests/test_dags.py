@@ -1,4 +1,5 @@
-"""DAG folder policies: imports cleanly, no connection or Variable lookups at parse time, docs, owner, retries."""
+"""DAG folder policies: imports cleanly, no connection or Variable lookups at parse time, docs, owner, retries;
+one DAG per product and layer, and a broken or new product changes only its own DAGs."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DAGS = ROOT / "dags"
 
 
-def parse(folder: Path, lookups: Path) -> dict:
+def parse(folder: Path, lookups: Path, root: Path = ROOT) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(
         {
             "AIRFLOW__SECRETS__BACKEND": "parse_probe.RefusingSecrets",
             "PARSE_PROBE_LOOKUPS": str(lookups),
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT / "plugins")]),
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(root / "plugins")]),
         }
     )
     out = subprocess.run(
@@ -63,18 +64,39 @@ def test_no_connection_or_variable_lookup_at_parse_time(parsed):
     assert parsed["lookups"] == []
 
 
-def test_dag_id_is_the_file_stem_and_policies_hold(parsed):
+def expected_dag_ids() -> dict[str, str]:
+    """dag_id -> the thin file that generates it: one DAG per product and layer (dbt: per job)."""
+    from medallion import config
+
+    expected = {"freshness": "freshness.py"}
+    for product_id in config.product_ids():
+        product = config.product(product_id)
+        expected[f"bronze_{product_id}"] = "bronze.py"
+        expected[f"bronze_{product_id}_reconcile"] = "bronze_reconcile.py"
+        expected.update({product.dag_id(job.name): f"{job.layer}.py" for job in product.dbt_jobs})
+    return expected
+
+
+def test_one_dag_per_product_and_layer_and_policies_hold(parsed):
+    """dag_id = `<layer or job>_<product>` (`freshness` is shared); the product's owner and tag show whose it is."""
+    from medallion import config
+
+    assert {d: v["file"] for d, v in parsed["dags"].items()} == expected_dag_ids()
     for dag_id, dag in parsed["dags"].items():
-        assert dag["file"] == f"{dag_id}.py"
         assert not dag["file"].startswith("dbt_"), "Cosmos/dbt shadow dbt_* module names"
-        assert dag["owner"] == "data-platform", dag_id
+        product = config.product_of_dag(dag_id)
+        if product is None:
+            assert dag_id == "freshness" and dag["owner"] == "data-platform", dag_id
+        else:
+            assert dag["owner"] == config.product(product).owner and product in dag["tags"], dag_id
+            assert f"`{product}`" in dag["doc_md"], f"{dag_id}: its docs name the product"
         assert dag["tags"], dag_id
         assert min(dag["retries"]) >= 1, f"{dag_id}: every task retries"
         assert dag["on_failure_callback"], f"{dag_id}: failures email on-call (dagkit.default_args)"
         assert len(dag["doc_md"]) > 400 and "fail" in dag["doc_md"].lower(), f"{dag_id}: doc_md for on-call"
 
 
-LAYER_DAGS = {"bronze_supabase": "BRONZE", "silver": "SILVER", "gold": "GOLD"}
+LAYER_DAGS = {"bronze_browser_infra": "BRONZE", "silver_browser_infra": "SILVER", "gold_browser_infra": "GOLD"}
 
 
 def test_every_layer_dag_has_a_deadline_that_emails_on_call(parsed):
@@ -109,7 +131,7 @@ def test_deadline_allowances_come_from_the_environment():
 
 
 def test_bronze_dag_shape(parsed):
-    bronze = parsed["dags"]["bronze_supabase"]
+    bronze = parsed["dags"]["bronze_browser_infra"]
     assert bronze["timetable"] == "CronDataIntervalTimetable" and bronze["catchup"] is True
     assert bronze["params"] == ["full_refresh", "tables"]
 

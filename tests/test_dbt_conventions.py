@@ -8,18 +8,19 @@ one place: a new violation fails, and so does an exception that is no longer nee
 
 import copy
 import json
+import sys
 
 import pytest
 
 from medallion import transform
 
-# Core models that still read bronze through source() themselves (the touched keys of an incremental
-# run, macros/incremental_interval.sql) instead of through their stg_ model. The multi-product layout
-# (issue 11) moves this onto staging; remove each name here as its model stops reading source().
-KNOWN_SOURCE_READERS = {"core_sessions", "fct_browser_run", "fct_event", "fct_usage"}
-# Prefixes used by more than one layer: `fct_` is a core fact (one row per event/run/record) and a
-# marts daily aggregate, two grains under one name (issue 11 renames the marts).
-KNOWN_SHARED_PREFIXES = {"fct_"}
+# Models outside staging that still read bronze through source() themselves: none since the
+# incremental core models read their touched keys through stg_<product>__<table>_changes (issue 11).
+# A name here is an allowed exception; the test fails once it is no longer needed.
+KNOWN_SOURCE_READERS: set[str] = set()
+# Prefixes used by more than one layer (a prefix names one grain: `fct_` is silver's one row per
+# event/run/record, `agg_` gold's aggregates per period): none.
+KNOWN_SHARED_PREFIXES: set[str] = set()
 
 
 def load_manifest() -> dict:
@@ -128,29 +129,32 @@ def add_dependency(manifest: dict, name: str, dep: str) -> dict:
 BAD_MODELS = {
     "a new core model reading source()": (
         lambda m: add_dependency(
-            with_model(m, "core_users", "core_plans"), "core_plans", "source.medallion.supabase.plans"
+            with_model(m, "core_users", "core_plans"), "core_plans", "source.medallion.browser_infra.plans"
         ),
-        "models/core/core_plans.sql: a core model reads source() supabase.plans: only staging models read sources",
+        "models/core/core_plans.sql: a core model reads source() browser_infra.plans: only staging models read sources",
     ),
     "a staging model that reads another model": (
         lambda m: add_dependency(
-            with_model(m, "stg_plans", "stg_plan_prices"), "stg_plan_prices", "model.medallion.dim_org"
+            with_model(m, "stg_browser_infra__plans", "stg_plan_prices"), "stg_plan_prices", "model.medallion.dim_org"
         ),
         "models/staging/stg_plan_prices.sql: a staging model reads dim_org (core); staging reads sources",
     ),
     "a staging model joining two source tables": (
         lambda m: add_dependency(
-            with_model(m, "stg_plans", "stg_plan_subs"), "stg_plan_subs", "source.medallion.supabase.subscriptions"
+            with_model(m, "stg_browser_infra__plans", "stg_plan_subs"),
+            "stg_plan_subs",
+            "source.medallion.browser_infra.subscriptions",
         ),
-        "models/staging/stg_plan_subs.sql: a staging model reads one source table, this one reads 2: supabase.plans, ",
+        "models/staging/stg_plan_subs.sql: a staging model reads one source table, this one reads 2: "
+        "browser_infra.plans, ",
     ),
     "a metrics view reading silver": (
         lambda m: add_dependency(with_model(m, "v_mrr", "v_users"), "v_users", "model.medallion.dim_user"),
         "models/metrics/v_users.sql: a metrics model reads dim_user (core); metrics reads marts, metrics",
     ),
     "a mart without a layer prefix": (
-        lambda m: with_model(m, "fct_ops_daily", "ops_summary"),
-        "models/marts/ops_summary.sql: ops_summary does not start with a marts prefix (fct_)",
+        lambda m: with_model(m, "agg_ops_daily", "ops_summary"),
+        "models/marts/ops_summary.sql: ops_summary does not start with a marts prefix (agg_)",
     ),
     "a model in a folder that is no layer": (
         lambda m: with_model(m, "dim_org", "dim_team", folder="scratch"),
@@ -174,10 +178,19 @@ def test_the_check_rejects_a_model_that_breaks_a_convention(case):
     assert len(problems) == 1 and problems[0].startswith(expected), problems
 
 
-def test_the_check_rejects_an_allow_list_entry_no_longer_needed():
-    manifest = load_manifest()
-    node = manifest["nodes"]["model.medallion.fct_usage"]
-    node["depends_on"]["nodes"] = [d for d in node["depends_on"]["nodes"] if not d.startswith("source.")]
-    assert violations(manifest) == [
+def test_the_check_rejects_an_allow_list_entry_no_longer_needed(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "KNOWN_SOURCE_READERS", {"fct_usage"})
+    assert violations(load_manifest()) == [
         f"fct_usage no longer reads source(): remove it from KNOWN_SOURCE_READERS ({__name__})"
     ]
+
+
+def test_the_incremental_core_models_read_bronze_through_staging_only():
+    """Only staging reads bronze: the touched keys come from stg_browser_infra__<table>_changes."""
+    nodes = load_manifest()["nodes"]
+    for name, changes in [("core_sessions", "browser_sessions"), ("fct_browser_run", "browser_sessions"),
+                          ("fct_event", "session_events"), ("fct_usage", "usage_records")]:  # fmt: skip
+        deps = nodes[f"model.medallion.{name}"]["depends_on"]["nodes"]
+        assert f"model.medallion.stg_browser_infra__{changes}_changes" in deps and not [
+            d for d in deps if d.startswith("source.")
+        ], name

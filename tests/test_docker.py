@@ -30,13 +30,11 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from medallion import config
-
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
-SOURCES_YAML = ROOT / "include" / "dbt" / "models" / "staging" / "_supabase__sources.yml"
+PRODUCTS_DIR = ROOT / "include" / "products"
 SOURCE_MIGRATIONS = ROOT / "include" / "sql" / "source"
 INITDB_SCRIPT = ROOT / "docker" / "source-db" / "initdb.sh"
 DBT_MANIFEST_SCRIPT = ROOT / "docker" / "dbt-manifest.sh"
@@ -45,7 +43,6 @@ VENV_BIN = Path(sys.executable).parent
 # The image's AIRFLOW_HOME; medallion.config finds include/ as parents[2] of plugins/medallion/config.py.
 AIRFLOW_HOME = "/opt/airflow"
 # the image copies include/ to /opt/airflow/include/ (Dockerfile)
-POOLS_IN_IMAGE = f"{AIRFLOW_HOME}/{config.POOLS_FILE.relative_to(ROOT)}"
 # Services that run an Airflow component (long-running) and the command each runs.
 AIRFLOW_COMPONENTS = {
     "airflow-apiserver": "api-server",
@@ -352,9 +349,9 @@ def connection_ids_read_by_the_code() -> set[str]:
     from medallion import config
 
     ids = config.connection_ids()
-    # the brief's own reading of the source id, straight from the YAML, must agree
-    declared = yaml.safe_load(SOURCES_YAML.read_text())
-    assert declared["sources"][0]["config"]["meta"]["replication"]["source_conn_id"] in ids
+    # every product's source connection, read straight from its YAML, must agree
+    for product in PRODUCTS_DIR.glob("*.yml"):
+        assert yaml.safe_load(product.read_text())["source_conn_id"] in ids, product
     assert {config.WAREHOUSE_CONN_ID, config.SMTP_CONN_ID} <= ids
     return ids
 
@@ -426,12 +423,12 @@ def test_connection_uris_point_at_compose_services_with_their_credentials(compos
             env["WAREHOUSE_DB"]) == (wh.host, wh.port, wh.login, wh.password, wh.schema)  # fmt: skip
 
 
-def test_supabase_source_can_be_pointed_at_real_supabase():
-    """Setting AIRFLOW_CONN_SUPABASE_SOURCE (e.g. in .env) replaces the demo source everywhere."""
+def test_browser_infra_source_can_be_pointed_at_real_supabase():
+    """Setting AIRFLOW_CONN_BROWSER_INFRA_SOURCE (e.g. in .env) replaces the demo source everywhere."""
     pooler = "postgresql://postgres.abcd:pw@aws-0-eu-central-1.pooler.supabase.com:5432/postgres?sslmode=require"
-    compose = load_compose({"AIRFLOW_CONN_SUPABASE_SOURCE": pooler})
+    compose = load_compose({"AIRFLOW_CONN_BROWSER_INFRA_SOURCE": pooler})
     for name, service in airflow_services(compose).items():
-        assert env_of(service)["AIRFLOW_CONN_SUPABASE_SOURCE"] == pooler, name
+        assert env_of(service)["AIRFLOW_CONN_BROWSER_INFRA_SOURCE"] == pooler, name
 
 
 def test_airflow_settings_exist_in_this_airflow(compose):
@@ -514,9 +511,13 @@ def test_init_service_creates_what_the_others_need(compose):
     script = command_of(init)
     env = env_of(init)
     lines = [ln.strip() for ln in script.splitlines()]
-    migrate_then_pools = ["/entrypoint airflow db migrate", f"exec /entrypoint airflow pools import {POOLS_IN_IMAGE}"]
-    assert lines[-2:] == migrate_then_pools, "init migrates the metadata DB, then creates the pools the DAGs use"
-    assert config.POOLS_FILE.is_file() and " include/ /opt/airflow/include/" in DOCKERFILE.read_text()
+    migrate_then_pools = [
+        "/entrypoint airflow db migrate",
+        "python -m medallion.config pools > /tmp/medallion-pools.json",
+        "exec /entrypoint airflow pools import /tmp/medallion-pools.json",
+    ]
+    assert lines[-3:] == migrate_then_pools, "init migrates the metadata DB, then creates every product's pools"
+    assert "ENV PYTHONPATH=/opt/airflow/plugins" in DOCKERFILE.read_text(), "`python -m medallion.config` runs"
     mkdir = next(ln.split()[2:] for ln in lines if ln.startswith("mkdir -p "))
     chown = next(ln.split() for ln in lines if ln.startswith("chown -R "))
     assert init.get("user") == "0:0" and chown[2] == "50000:0", "volumes are handed to the airflow user"
@@ -576,7 +577,7 @@ def test_source_db_is_initialised_from_the_demo_migrations(compose):
     assert f"{migrations_in_container}" in INITDB_SCRIPT.read_text()
     seed = compose["services"]["source-seed"]
     assert depends_on(seed) == {"source-db": "service_healthy"}
-    assert "python -m medallion.demo_source" in command_of(seed) and " seed" in command_of(seed)
+    assert "python -m medallion.demo.browser_infra" in command_of(seed) and " seed" in command_of(seed)
     assert urlsplit(env_of(seed)["SOURCE_ADMIN_URI"]).hostname == "source-db"
 
 
@@ -597,9 +598,13 @@ def test_source_migrations_parse():
 
     commands = {"create", "alter", "drop", "grant", "revoke", "do", "comment", "insert", "update", "delete",
                 "select", "set", "truncate"}  # fmt: skip
-    files = sorted(SOURCE_MIGRATIONS.glob("*.sql"))
-    assert files, "no migrations"
-    assert [f.name[:4] for f in files] == [f"{i:03d}_" for i in range(1, len(files) + 1)], "NNN_ prefixes, in order"
+    folders = [SOURCE_MIGRATIONS, *(p for p in SOURCE_MIGRATIONS.iterdir() if p.is_dir())]  # generic, per product
+    files = []
+    for folder in folders:
+        mine = sorted(folder.glob("*.sql"))
+        assert mine, f"no migrations in {folder}"
+        assert [f.name[:4] for f in mine] == [f"{i:03d}_" for i in range(1, len(mine) + 1)], f"{folder}: NNN_ prefixes"
+        files += mine
     for f in files:
         text = f.read_text()
         assert text.count("$$") % 2 == 0, f"{f.name}: unbalanced $$ quoting"
@@ -660,7 +665,7 @@ def test_source_db_init_script_and_seed_command(compose, embedded_source):
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     assert "already seeded" in again.stdout
     # the replicator reads what was seeded (bypassing RLS), through the compose connection's role
-    source_uri = urlsplit(env_of(compose["x-airflow-common"])["AIRFLOW_CONN_SUPABASE_SOURCE"])
+    source_uri = urlsplit(env_of(compose["x-airflow-common"])["AIRFLOW_CONN_BROWSER_INFRA_SOURCE"])
     with psycopg.connect(pg.uri(db_env["POSTGRES_DB"], user=source_uri.username)) as conn:
         assert conn.execute("select count(*) from public.browser_sessions").fetchone()[0] > 0
 

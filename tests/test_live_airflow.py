@@ -12,7 +12,8 @@ import psycopg
 import pytest
 from conftest import reset_connection_databases
 
-from medallion import config, demo_source
+from medallion import config
+from medallion.demo import browser_infra as demo_source
 from medallion.liveairflow import AirflowStartError, LiveAirflow
 
 pytestmark = pytest.mark.slow
@@ -29,7 +30,7 @@ def _free_port() -> int:
 def live(airflow_db):
     stack = airflow_db
     reset_connection_databases(stack, source_template=None)
-    with psycopg.connect(stack.source.uri("source")) as conn:
+    with psycopg.connect(stack.source.uri("browser_infra")) as conn:
         demo_source.seed(conn, NOW, scale=0.3)
     from aiosmtpd.controller import Controller
     from test_alerts import Inbox
@@ -67,18 +68,21 @@ def wait_until(predicate, timeout: float, what: str):
 
 
 def test_dag_processor_parses_every_dag_without_errors(live):
-    files = {p.stem for p in (config.ROOT / "dags").glob("*.py")}
-    wait_until(lambda: files <= {d["dag_id"] for d in live.api("GET", "/dags")["dags"]}, 120,
-               f"dag-processor did not register {files}")  # fmt: skip
+    dag_ids = {"freshness"}  # one DAG per product and layer (dbt: per job)
+    for product in map(config.product, config.product_ids()):
+        dag_ids |= {f"bronze_{product.id}", f"bronze_{product.id}_reconcile"}
+        dag_ids |= {product.dag_id(job.name) for job in product.dbt_jobs}
+    wait_until(lambda: dag_ids <= {d["dag_id"] for d in live.api("GET", "/dags", params={"limit": 500})["dags"]},
+               120, f"dag-processor did not register {dag_ids}")  # fmt: skip
     assert live.api("GET", "/importErrors")["total_entries"] == 0
 
 
 def test_deadline_miss_is_emailed_by_the_real_scheduler(live):
     """The bronze deadline is 3 s here; the scheduler sees the miss, the triggerer sends the email."""
-    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})  # its catch-up run is late
+    live.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})  # its catch-up run is late
 
     def late_mail():
-        return [m for m in live.inbox.messages if m.subject.startswith("[medallion] LATE bronze_supabase")]
+        return [m for m in live.inbox.messages if m.subject.startswith("[medallion] LATE bronze_browser_infra")]
 
     mails = wait_until(late_mail, 300, "no deadline-miss email arrived")
     assert "past its deadline" in mails[0].text or "after its deadline" in mails[0].text
@@ -86,18 +90,18 @@ def test_deadline_miss_is_emailed_by_the_real_scheduler(live):
 
 
 def test_trigger_bronze_with_params_through_the_rest_api(live):
-    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
-    run = live.api("POST", "/dags/bronze_supabase/dagRuns",
+    live.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})
+    run = live.api("POST", "/dags/bronze_browser_infra/dagRuns",
                    json={"logical_date": None, "conf": {"tables": ["plans", "users"]}})  # fmt: skip
-    assert live.wait_for_run("bronze_supabase", run["dag_run_id"]) == "success"
+    assert live.wait_for_run("bronze_browser_infra", run["dag_run_id"]) == "success"
     with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh, \
-            psycopg.connect(live.stack.source.uri("source")) as src:  # fmt: skip
+            psycopg.connect(live.stack.source.uri("browser_infra")) as src:  # fmt: skip
         loaded = dict(wh.execute(
             "select table_name, sum(rows_written) from ops.replication_batches where run_id = %s group by 1",
             (run["dag_run_id"],)).fetchall())  # fmt: skip
         assert set(loaded) == {"plans", "users"}
         for table in loaded:
-            assert wh.execute(f"select count(*) from bronze_supabase.{table}").fetchone()[0] == src.execute(
+            assert wh.execute(f"select count(*) from bronze_browser_infra.{table}").fetchone()[0] == src.execute(
                 f"select count(*) from public.{table}").fetchone()[0]  # fmt: skip
 
 
@@ -119,37 +123,39 @@ def wait_for_asset_run(live, dag_id: str, after: str, timeout: float = 900) -> d
 
 
 def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_assets(live):
-    """bronze lands -> `bronze_supabase_tables` asset -> silver -> `silver_tables` asset -> gold, by the scheduler."""
-    for dag_id in ("bronze_supabase", "silver"):
+    """bronze lands -> `bronze_browser_infra_tables` asset -> silver -> `silver_browser_infra_tables` asset -> gold,
+    by the scheduler."""
+    for dag_id in ("bronze_browser_infra", "silver_browser_infra"):
         live.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-    bronze = live.api("POST", "/dags/bronze_supabase/dagRuns", json={"logical_date": None})
-    assert live.wait_for_run("bronze_supabase", bronze["dag_run_id"]) == "success"
-    bronze = live.api("GET", f"/dags/bronze_supabase/dagRuns/{bronze['dag_run_id']}")
-    wait_for_asset_run(live, "silver", after=bronze["queued_at"])
+    bronze = live.api("POST", "/dags/bronze_browser_infra/dagRuns", json={"logical_date": None})
+    assert live.wait_for_run("bronze_browser_infra", bronze["dag_run_id"]) == "success"
+    bronze = live.api("GET", f"/dags/bronze_browser_infra/dagRuns/{bronze['dag_run_id']}")
+    wait_for_asset_run(live, "silver_browser_infra", after=bronze["queued_at"])
 
     # gold only once silver exists: unpausing starts its latest scheduled interval at once
-    live.api("PATCH", "/dags/gold", json={"is_paused": False})
-    silver = live.api("POST", "/dags/silver/dagRuns", json={"logical_date": None})
-    assert live.wait_for_run("silver", silver["dag_run_id"], 900) == "success"
-    wait_for_asset_run(live, "gold", after=silver["queued_at"])
+    live.api("PATCH", "/dags/gold_browser_infra", json={"is_paused": False})
+    silver = live.api("POST", "/dags/silver_browser_infra/dagRuns", json={"logical_date": None})
+    assert live.wait_for_run("silver_browser_infra", silver["dag_run_id"], 900) == "success"
+    wait_for_asset_run(live, "gold_browser_infra", after=silver["queued_at"])
 
     with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh, \
             psycopg.connect(live.stack.warehouse.uri("airflow")) as meta:  # fmt: skip
-        assert wh.execute("select count(*) from gold_marts.fct_daily_sessions").fetchone()[0] > 0
+        assert wh.execute("select count(*) from gold_marts.agg_daily_sessions").fetchone()[0] > 0
         assert wh.execute("select count(*) from gold_metrics.v_mrr").fetchone()[0] > 0
         builds = meta.execute(
             "select dag_id, run_id, start_date, end_date from task_instance "
             "where task_id = 'dbt.dbt_producer_watcher' and state = 'success' order by start_date"
         ).fetchall()  # fmt: skip
-    assert {b[0] for b in builds} == {"silver", "gold"}
-    for before, after in itertools.pairwise(builds):  # the medallion_dbt pool: one dbt build at a time
+    assert {b[0] for b in builds} == {"silver_browser_infra", "gold_browser_infra"}
+    for before, after in itertools.pairwise(builds):  # the product's dbt pool: one dbt build at a time
         assert before[3] <= after[2], f"{before[:2]} and {after[:2]} overlapped"
 
 
 def test_backfill_of_a_two_day_range_succeeds(live):
     start = NOW - timedelta(days=3)
     backfill = live.api("POST", "/backfills", json={
-        "dag_id": "bronze_supabase", "from_date": start.isoformat(), "to_date": (start + timedelta(days=2)).isoformat(),
+        "dag_id": "bronze_browser_infra", "from_date": start.isoformat(),
+        "to_date": (start + timedelta(days=2)).isoformat(),
         "max_active_runs": 4, "dag_run_conf": {"tables": ["plans"]}, "reprocess_behavior": "none",
     })  # fmt: skip
 
@@ -158,7 +164,9 @@ def test_backfill_of_a_two_day_range_succeeds(live):
         return b if b.get("completed_at") else None
 
     wait_until(finished, 1200, "backfill did not complete")
-    runs = live.api("GET", "/dags/bronze_supabase/dagRuns", params={"run_type": "backfill", "limit": 100})["dag_runs"]
+    runs = live.api("GET", "/dags/bronze_browser_infra/dagRuns", params={"run_type": "backfill", "limit": 100})[
+        "dag_runs"
+    ]
     assert len(runs) >= 48 and {r["state"] for r in runs} == {"success"}
     with psycopg.connect(live.stack.warehouse.uri("warehouse")) as wh:
         covered = wh.execute(
@@ -170,12 +178,12 @@ def test_backfill_of_a_two_day_range_succeeds(live):
     # bronze's backfill runs published its asset: the scheduler carries on with silver, then gold
     # (both unpaused by the asset-chain test above)
     events = live.api("GET", "/assets/events", params={
-        "source_dag_id": "bronze_supabase", "order_by": "-timestamp", "limit": 100})["asset_events"]  # fmt: skip
+        "source_dag_id": "bronze_browser_infra", "order_by": "-timestamp", "limit": 100})["asset_events"]  # fmt: skip
     last = next(e for e in events if e["source_run_id"].startswith("backfill__"))
-    silver = wait_for_asset_run(live, "silver", after=last["timestamp"])
-    wait_for_asset_run(live, "gold", after=silver["start_date"])
+    silver = wait_for_asset_run(live, "silver_browser_infra", after=last["timestamp"])
+    wait_for_asset_run(live, "gold_browser_infra", after=silver["start_date"])
     # the UI shows which interval the asset-triggered run processed: the scheduler wrote it as its note
-    note = live.api("GET", f"/dags/silver/dagRuns/{silver['dag_run_id']}")["note"]
+    note = live.api("GET", f"/dags/silver_browser_infra/dagRuns/{silver['dag_run_id']}")["note"]
     assert note and note.startswith("Processes the interval ["), note
 
 
@@ -198,10 +206,8 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
 
     assert os.path.exists(CHROMIUM), "Debian's chromium is installed by `make browser` (part of `make test`)"
     ARTIFACTS.mkdir(exist_ok=True)
-    layer_dags = [
-        p.stem for p in (config.ROOT / "dags").glob("*.py") if p.stem in ("bronze_supabase", "silver", "gold")
-    ]
-    live.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
+    layer_dags = ["bronze_browser_infra", "silver_browser_infra", "gold_browser_infra"]
+    live.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -219,14 +225,14 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
                 expect(page.get_by_text(dag_id, exact=True).first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "1-dags.png")
 
-            page.goto(f"{live.url}/dags/bronze_supabase", wait_until="networkidle")
+            page.goto(f"{live.url}/dags/bronze_browser_infra", wait_until="networkidle")
             page.get_by_role("button", name="Dag Docs").click()
             expect(page.get_by_text("When it fails").first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "2-bronze-docs.png")
             page.keyboard.press("Escape")
 
             page.get_by_role("button", name="Trigger Dag").click()
-            dialog = page.get_by_role("dialog").filter(has_text="Trigger Dag - bronze_supabase")
+            dialog = page.get_by_role("dialog").filter(has_text="Trigger Dag - bronze_browser_infra")
             expect(dialog.get_by_text("Tables to load; leave empty for all.")).to_be_visible()  # our Param's text
             expect(dialog.get_by_role("checkbox", name="Full refresh")).to_be_visible()
             for name in ("Tables", "Full refresh"):  # optional params: no required-field `*` by their label
@@ -238,18 +244,19 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
             page.screenshot(path=ARTIFACTS / "3-trigger-form.png")
             newest = {"order_by": "-run_after", "limit": 20}  # other tests leave many runs (a backfill)
             before = {
-                r["dag_run_id"] for r in live.api("GET", "/dags/bronze_supabase/dagRuns", params=newest)["dag_runs"]
+                r["dag_run_id"]
+                for r in live.api("GET", "/dags/bronze_browser_infra/dagRuns", params=newest)["dag_runs"]
             }
             dialog.get_by_role("button", name="Trigger").click()
 
             def new_run():
-                runs = live.api("GET", "/dags/bronze_supabase/dagRuns", params=newest)["dag_runs"]
+                runs = live.api("GET", "/dags/bronze_browser_infra/dagRuns", params=newest)["dag_runs"]
                 return next((r for r in runs if r["dag_run_id"] not in before and r["run_type"] == "manual"), None)
 
             run = wait_until(new_run, 60, "the trigger form created no run")
             assert run["conf"] == {"tables": ["plans"], "full_refresh": False}
-            assert live.wait_for_run("bronze_supabase", run["dag_run_id"]) == "success"
-            page.goto(f"{live.url}/dags/bronze_supabase/runs/{run['dag_run_id']}", wait_until="networkidle")
+            assert live.wait_for_run("bronze_browser_infra", run["dag_run_id"]) == "success"
+            page.goto(f"{live.url}/dags/bronze_browser_infra/runs/{run['dag_run_id']}", wait_until="networkidle")
             expect(page.get_by_text("success").first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "4-run-succeeded.png")
         finally:

@@ -24,7 +24,8 @@ import psycopg
 import pytest
 from conftest import reset_connection_databases
 
-from medallion import config, demo_source, localstack
+from medallion import config, localstack
+from medallion.demo import browser_infra as demo_source
 from medallion.liveairflow import LiveAirflow
 from medallion.localpg import port_is_free
 
@@ -63,7 +64,7 @@ def stack_env(stack, **extra) -> dict[str, str]:
 def local_airflow(airflow_db):
     stack = airflow_db
     reset_connection_databases(stack, source_template=None)
-    with psycopg.connect(stack.source.uri("source")) as conn:
+    with psycopg.connect(stack.source.uri("browser_infra")) as conn:
         demo_source.seed(conn, NOW, scale=0.3)
     ports = {"MEDALLION_AIRFLOW_PORT": _free_port(), "MEDALLION_SMTP_PORT": _free_port(),
              "MEDALLION_MAIL_PORT": _free_port()}  # fmt: skip
@@ -72,7 +73,7 @@ def local_airflow(airflow_db):
     # what `make demo` does first: bronze through Airflow for the interval [START, START + 1h)
     os.environ.update(env)
     try:
-        demo_run = localstack.run_dag(stack, "bronze_supabase", START, START + timedelta(hours=1))
+        demo_run = localstack.run_dag(stack, "bronze_browser_infra", START, START + timedelta(hours=1))
     finally:
         for key in env:
             os.environ.pop(key, None)
@@ -114,33 +115,33 @@ def ts(value: str | None) -> datetime | None:
 def test_after_the_demos_run_the_scheduler_runs_every_later_interval_and_no_earlier_one(local_airflow):
     """Items 1 and 7 of issue 15: the demo's run must not block the schedule, nor leave a hole or bogus durations."""
     client = local_airflow
-    demo = next(r for r in runs(client, "bronze_supabase") if r["dag_run_id"] == client.demo_run)
+    demo = next(r for r in runs(client, "bronze_browser_infra") if r["dag_run_id"] == client.demo_run)
     assert (ts(demo["data_interval_start"]), ts(demo["data_interval_end"])) == (START, START + timedelta(hours=1))
     took = ts(demo["end_date"]) - ts(demo["start_date"])
     assert timedelta(0) < took < timedelta(minutes=10), f"the demo's run shows a duration of {took}"
 
-    client.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
+    client.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})
     wanted = [NOW - timedelta(hours=2), NOW - timedelta(hours=1)]  # START's interval is the demo's
 
     def scheduled_done():
-        done = [r for r in runs(client, "bronze_supabase", "scheduled") if r["state"] in ("success", "failed")]
+        done = [r for r in runs(client, "bronze_browser_infra", "scheduled") if r["state"] in ("success", "failed")]
         return done if len(done) >= len(wanted) else None
 
     done = wait_until(scheduled_done, 900, "the scheduler did not run the intervals after the demo's")
     # (a third run is fine if the clock passed NOW + 1h meanwhile; none may start before START)
     assert [ts(r["data_interval_start"]) for r in done][: len(wanted)] == wanted, "no hole, nothing before START"
     assert {r["state"] for r in done} == {"success"}
-    dag = client.api("GET", "/dags/bronze_supabase")
+    dag = client.api("GET", "/dags/bronze_browser_infra")
     assert ts(dag["next_dagrun_logical_date"]) >= NOW  # due at NOW + 1h: the scheduler is not stuck
 
     # a manual trigger (the form's defaults: no logical date) is one run, not a catch-up
-    before = {r["dag_run_id"] for r in runs(client, "bronze_supabase")}
-    client.api("POST", "/dags/bronze_supabase/dagRuns", json={"logical_date": None, "conf": {"tables": ["plans"]}})
+    before = {r["dag_run_id"] for r in runs(client, "bronze_browser_infra")}
+    client.api("POST", "/dags/bronze_browser_infra/dagRuns", json={"logical_date": None, "conf": {"tables": ["plans"]}})
     time.sleep(5)
-    new = [r for r in runs(client, "bronze_supabase") if r["dag_run_id"] not in before]
+    new = [r for r in runs(client, "bronze_browser_infra") if r["dag_run_id"] not in before]
     manual = [r for r in new if r["run_type"] == "manual"]
     assert len(manual) == 1 and all(ts(r["logical_date"]) >= NOW for r in new if r["run_type"] == "scheduled")
-    assert client.wait_for_run("bronze_supabase", manual[0]["dag_run_id"]) == "success"
+    assert client.wait_for_run("bronze_browser_infra", manual[0]["dag_run_id"]) == "success"
 
     # every bronze run reads its mapped loads' results without Airflow logging `XCom not found`
     logs = client.stack.base / "airflow" / "logs"
@@ -152,15 +153,15 @@ def test_the_rerun_command_of_a_failed_email_really_reruns_the_task(local_airflo
     """Item 2 (and 3a): the FAILED email lands in the local mailbox; its command, run as printed, reruns the task."""
     client = local_airflow
     maildir = client.stack.base / "mail"
-    client.api("PATCH", "/dags/bronze_supabase", json={"is_paused": False})
-    with psycopg.connect(client.stack.source.uri("source"), autocommit=True) as src:
+    client.api("PATCH", "/dags/bronze_browser_infra", json={"is_paused": False})
+    with psycopg.connect(client.stack.source.uri("browser_infra"), autocommit=True) as src:
         src.execute("alter table public.plans rename to plans_away")
         try:
             # after the start date (an earlier run gets no tasks), off the hour (no scheduled run's date)
-            run = client.api("POST", "/dags/bronze_supabase/dagRuns", json={
+            run = client.api("POST", "/dags/bronze_browser_infra/dagRuns", json={
                 "logical_date": LOGICAL.isoformat(), "conf": {"tables": ["plans"]}})  # fmt: skip
-            state = client.wait_for_run("bronze_supabase", run["dag_run_id"], 600)
-            tis = client.api("GET", f"/dags/bronze_supabase/dagRuns/{run['dag_run_id']}/taskInstances")
+            state = client.wait_for_run("bronze_browser_infra", run["dag_run_id"], 600)
+            tis = client.api("GET", f"/dags/bronze_browser_infra/dagRuns/{run['dag_run_id']}/taskInstances")
             assert state == "failed", [(t["task_id"], t["map_index"], t["state"]) for t in tis["task_instances"]]
         finally:
             src.execute("alter table public.plans_away rename to plans")
@@ -169,7 +170,7 @@ def test_the_rerun_command_of_a_failed_email_really_reruns_the_task(local_airflo
         if not maildir.exists():
             return None
         for msg in mailbox.Maildir(maildir, create=False):
-            if "FAILED bronze_supabase.load[plans]" in (msg["subject"] or ""):
+            if "FAILED bronze_browser_infra.load[plans]" in (msg["subject"] or ""):
                 return msg
         return None
 
@@ -177,7 +178,7 @@ def test_the_rerun_command_of_a_failed_email_really_reruns_the_task(local_airflo
     text = next(p.get_payload(decode=True).decode() for p in msg.walk() if p.get_content_type() == "text/plain")
     command = re.search(r"^\s*(airflow tasks clear .*)$", text, re.M).group(1)
     page = httpx.get(f"http://127.0.0.1:{client.ports['MEDALLION_MAIL_PORT']}/", timeout=10).text
-    assert "FAILED bronze_supabase.load[plans]" in page
+    assert "FAILED bronze_browser_infra.load[plans]" in page
 
     # as on-call would: a plain shell in the checkout, the README's environment line, then the command
     clean = {"PATH": "/usr/bin:/bin", "HOME": str(client.stack.base), **client.env_vars}
@@ -186,16 +187,18 @@ def test_the_rerun_command_of_a_failed_email_really_reruns_the_task(local_airflo
     assert proc.returncode == 0, proc.stderr[-2000:]
 
     def load_state():
-        tis = client.api("GET", f"/dags/bronze_supabase/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
+        tis = client.api("GET", f"/dags/bronze_browser_infra/dagRuns/{run['dag_run_id']}/taskInstances")[
+            "task_instances"
+        ]
         return next(t["state"] for t in tis if t["task_id"] == "load")
 
     wait_until(lambda: load_state() == "success", 600, f"`{command}` did not rerun load[plans]")
-    assert client.wait_for_run("bronze_supabase", run["dag_run_id"], 600) == "success"
+    assert client.wait_for_run("bronze_browser_infra", run["dag_run_id"], 600) == "success"
 
 
 def test_the_watchdog_dags_are_on(local_airflow):
     """Item 12: `make airflow` unpauses the freshness check and the reconciliation."""
-    watchdogs = [d for d in localstack.WATCHDOG_DAGS if (config.ROOT / "dags" / f"{d}.py").exists()]
+    watchdogs = list(localstack.watchdog_dags())
     assert "freshness" in watchdogs and len(watchdogs) >= 2
     for dag_id in watchdogs:
         assert local_airflow.api("GET", f"/dags/{dag_id}")["is_paused"] is False, dag_id

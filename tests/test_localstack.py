@@ -84,7 +84,7 @@ def test_the_local_mailbox_keeps_every_message_and_lists_them_on_a_web_page(tmp_
     try:
         msg = EmailMessage()
         msg["From"], msg["To"], msg["Subject"] = "airflow@example.com", "oncall@example.com", "[medallion] FAILED x"
-        msg.set_content("the reason\n\n    airflow tasks clear bronze_supabase -t load\n")
+        msg.set_content("the reason\n\n    airflow tasks clear bronze_browser_infra -t load\n")
         msg.add_alternative("<p>the <b>reason</b></p>", subtype="html")
         with smtplib.SMTP("127.0.0.1", smtp_port, timeout=10) as smtp:
             smtp.send_message(msg)
@@ -94,7 +94,7 @@ def test_the_local_mailbox_keeps_every_message_and_lists_them_on_a_web_page(tmp_
         assert "[medallion] FAILED x" in page.text and "oncall@example.com" in page.text
         key = next(iter(box.keys()))
         one = httpx.get(f"http://127.0.0.1:{web_port}/{key}", timeout=10).text
-        assert "airflow tasks clear bronze_supabase -t load" in one
+        assert "airflow tasks clear bronze_browser_infra -t load" in one
     finally:
         stopped = localstack("mail", "stop", env=env)
     assert stopped.returncode == 0, stopped.stderr
@@ -130,7 +130,7 @@ def test_make_backfill_lists_its_intervals_and_the_equivalent_airflow_backfill(a
     from_date, to_date = args[args.index("--from-date") + 1], args[args.index("--to-date") + 1]
 
     # Airflow 3.3.2's own list of the runs such a backfill creates
-    dag = DagBag(dag_folder=str(config.ROOT / "dags")).get_dag("bronze_supabase")
+    dag = DagBag(dag_folder=str(config.ROOT / "dags")).get_dag("bronze_browser_infra")
     serdag: SerializedDAG = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     infos = _get_info_list(dag=serdag, from_date=backfill._utc(from_date), to_date=backfill._utc(to_date),
                            reverse=False)  # fmt: skip
@@ -147,18 +147,22 @@ def test_demo_table_puts_rows_per_second_beside_the_rows_it_counts():
 
 
 def test_assets_are_not_named_like_the_dags():
-    """Item 13: lineage reads `bronze_supabase -> bronze_supabase_tables -> silver -> silver_tables`."""
+    """Item 13: lineage reads `bronze_browser_infra -> bronze_browser_infra_tables -> silver_browser_infra -> ...`."""
+    from airflow.dag_processing.dagbag import DagBag
+
     from medallion import dagkit
 
-    dag_ids = {p.stem for p in (config.ROOT / "dags").glob("*.py")}
-    for asset in (dagkit.BRONZE_SUPABASE, dagkit.SILVER, dagkit.GOLD):
-        assert asset.name not in dag_ids, asset.name
+    dag_ids = set(DagBag(dag_folder=str(config.ROOT / "dags")).dag_ids)
+    assert {"bronze_browser_infra", "silver_browser_infra", "gold_browser_infra"} <= dag_ids
+    for layer in ("bronze", "silver", "gold"):
+        asset = dagkit.asset(layer, "browser_infra")
+        assert asset.name == f"{layer}_browser_infra_tables" and asset.name not in dag_ids, asset.name
 
 
 def test_model_tasks_read_as_their_model_names(airflow_db):
     """Item 13: the UI shows `fct_browser_run`, not Cosmos' `fct_browser_run_run` (task ids unchanged)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(config.ROOT / "dags")).get_dag("silver")
+    dag = DagBag(dag_folder=str(config.ROOT / "dags")).get_dag("silver_browser_infra")
     task = next(t for t in dag.tasks if t.task_id.endswith("fct_browser_run_run"))
     assert task.task_display_name == "fct_browser_run"

@@ -15,7 +15,8 @@ from checks import bronze_fingerprint, bronze_rows, source_fingerprint
 from conftest import AS_OF, STACK, reset_connection_databases
 from test_alerts import Inbox
 
-from medallion import alerts, config, demo_source, reconcile
+from medallion import alerts, config, reconcile
+from medallion.demo import browser_infra as demo_source
 from medallion.replication import ReplicationError, replicate
 
 HOUR = timedelta(hours=1)
@@ -83,7 +84,7 @@ def test_hard_deletes_are_tombstoned_and_a_second_run_finds_nothing(dbs, spec):
     found = check(s, dbs)
     assert (found.deleted, found.tombstoned, found.missing, found.stale, found.appended) == (4, 4, 0, 0, 0)
     with dbs.wh() as wh:
-        tombs = wh.execute("select id, status from bronze_supabase.browser_sessions where _deleted_at is not null "
+        tombs = wh.execute("select id, status from bronze_browser_infra.browser_sessions where _deleted_at is not null "
                            "order by id").fetchall()  # fmt: skip
     assert [t[0] for t in tombs] == sorted(deleted) and all(t[1] is None for t in tombs)
     assert_equal(s, dbs)
@@ -114,7 +115,9 @@ def test_a_late_commit_is_found_and_appended_with_its_own_cursor(dbs, spec):
     load(s, dbs, AS_OF, AS_OF + HOUR)  # the next hour: misses both (the failure 1)
     with dbs.wh() as wh:
         assert (
-            wh.execute("select count(*) from bronze_supabase.browser_sessions where id = %s", (late,)).fetchone()[0]
+            wh.execute("select count(*) from bronze_browser_infra.browser_sessions where id = %s", (late,)).fetchone()[
+                0
+            ]
             == 0
         )
     found = check(s, dbs)
@@ -122,7 +125,7 @@ def test_a_late_commit_is_found_and_appended_with_its_own_cursor(dbs, spec):
     assert found.checked_until == AS_OF + HOUR  # the loaded window end
     assert found.late_oldest == AS_OF - 2 * HOUR and found.late_newest == AS_OF - 40 * timedelta(minutes=1)
     with dbs.wh() as wh:
-        cursors = dict(wh.execute("select id, _cursor from bronze_supabase.browser_sessions where _batch_id = %s",
+        cursors = dict(wh.execute("select id, _cursor from bronze_browser_infra.browser_sessions where _batch_id = %s",
                                   (found.batch_id,)).fetchall())  # fmt: skip
     assert cursors == {late: AS_OF - 2 * HOUR, stale: AS_OF - 40 * timedelta(minutes=1)}
     assert_equal(s, dbs)
@@ -165,7 +168,7 @@ def test_null_cursor_rows_are_always_rechecked(dbs, spec):
     assert (found.stale, found.null_cursor, found.appended) == (1, 1, 1)
     assert_equal(s, dbs)
     with dbs.wh() as wh:
-        assert wh.execute("select _cursor from bronze_supabase.gadgets where _batch_id = %s",
+        assert wh.execute("select _cursor from bronze_browser_infra.gadgets where _batch_id = %s",
                           (found.batch_id,)).fetchall() == [(None,)]  # fmt: skip
     assert_nothing_found(s, dbs)
 
@@ -206,7 +209,8 @@ def test_a_few_hundred_differences_are_repaired_exactly(dbs, spec):
     assert row["rows_read"] == 200, "exactly the missing and stale rows are copied"
     with dbs.wh() as wh:
         appended = wh.execute("select count(*), count(*) filter (where _deleted_at is not null), "
-                              "count(*) filter (where payload in ('late', 'stale')) from bronze_supabase.big_events "
+                              "count(*) filter (where payload in ('late', 'stale')) "
+                              "from bronze_browser_infra.big_events "
                               "where _batch_id = %s", (found.batch_id,)).fetchone()  # fmt: skip
         view = wh.execute("select proven_equal_at, last_clean_at, rows_missing, rows_stale, rows_deleted, "
                           "rows_repaired from ops.table_reconciliation where table_name = 'big_events'"
@@ -298,9 +302,9 @@ def test_the_dag_repairs_a_late_commit_and_emails_on_call(airflow_db, inbox):
 
     bag = DagBag(dag_folder=str(config.ROOT / "dags"))
     assert not bag.import_errors
-    bronze, dag = bag.get_dag("bronze_supabase"), bag.get_dag("bronze_supabase_reconcile")
+    bronze, dag = bag.get_dag("bronze_browser_infra"), bag.get_dag("bronze_browser_infra_reconcile")
     assert bronze.test(logical_date=AS_OF).state == "success"
-    src_uri = stack.source.uri("source")
+    src_uri = stack.source.uri("browser_infra")
     with psycopg.connect(src_uri) as conn:
         demo_source.advance(conn, hours=1, deletes=2)
         late = conn.execute(
@@ -311,20 +315,20 @@ def test_the_dag_repairs_a_late_commit_and_emails_on_call(airflow_db, inbox):
     inbox.take()
     run = dag.test(logical_date=AS_OF + 2 * HOUR)
     assert run.state == "success"
-    with psycopg.connect(stack.source.uri("source", user="replicator")) as src, \
+    with psycopg.connect(stack.source.uri("browser_infra", user="replicator")) as src, \
             psycopg.connect(stack.warehouse.uri("warehouse")) as wh:  # fmt: skip
-        for spec in config.tables().values():
+        for spec in config.tables("browser_infra").values():
             assert bronze_fingerprint(wh, src, spec) == source_fingerprint(src, spec), spec.name
-        name = wh.execute("select name from bronze_supabase.organizations where id = %s order by _cursor desc "
+        name = wh.execute("select name from bronze_browser_infra.organizations where id = %s order by _cursor desc "
                           "nulls last, _loaded_at desc limit 1", (late,)).fetchone()[0]  # fmt: skip
         view = dict(wh.execute("select table_name, rows_missing + rows_stale + rows_deleted from "
                                "ops.table_reconciliation where proven_equal_at is not null").fetchall())  # fmt: skip
     assert name.endswith("(renamed late)")
     assert view["organizations"] == 1 and view["browser_sessions"] == 2  # the hard deletes
-    assert set(view) == {t.name for t in config.tables().values() if t.mode == "incremental"}
+    assert set(view) == {t.name for t in config.tables("browser_infra").values() if t.mode == "incremental"}
     mails = inbox.take()
     assert [m.subject for m in mails] == [
-        "[medallion] REPAIRED bronze_supabase.organizations: 1 row version no load had copied"
+        "[medallion] REPAIRED bronze_browser_infra.organizations: 1 row version no load had copied"
     ]
     for body in mails[0].bodies():
         assert "late commits" in body and "lookback_minutes" in body and "stale 1" in body
@@ -340,7 +344,7 @@ def test_a_failed_reconciliation_changes_nothing_and_is_in_the_ledger(dbs, spec)
         conn.execute("revoke select on browser_sessions from replicator")
     with dbs.wh() as wh:
         before = bronze_rows(wh, s)
-    with pytest.raises(ReplicationError, match=r"^bronze_supabase\.browser_sessions: reconciliation failed: "
+    with pytest.raises(ReplicationError, match=r"^bronze_browser_infra\.browser_sessions: reconciliation failed: "
                                                 r"permission denied for table browser_sessions$"):  # fmt: skip
         check(s, dbs)
     with dbs.wh() as wh:
@@ -361,7 +365,7 @@ def test_the_email_names_the_cause_and_deletes_alone_stay_quiet():
         base | {"table": "projects", "missing": 1, "appended": 1, "null_cursor": 1},
     ], run_id="manual__1")  # fmt: skip
     assert email.subject == (
-        "[medallion] REPAIRED 2 tables (bronze_supabase.projects, bronze_supabase.users): "
+        "[medallion] REPAIRED 2 tables (bronze_browser_infra.projects, bronze_browser_infra.users): "
         "3 row versions no load had copied"
     )
     for body in (email.text, email.html):

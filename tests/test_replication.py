@@ -13,9 +13,9 @@ import pytest
 from checks import bronze_fingerprint, bronze_rows, source_fingerprint
 from conftest import AS_OF
 
-from medallion import demo_source
 from medallion.config import ConfigError
 from medallion.connections import ConnectionFailed, connect
+from medallion.demo import browser_infra as demo_source
 from medallion.replication import ReplicationError, SchemaDriftError, replicate, widens
 
 HOUR = timedelta(hours=1)
@@ -76,7 +76,7 @@ def test_rerunning_an_interval_writes_nothing_twice(dbs, spec):
     with dbs.wh() as wh:
         assert bronze_rows(wh, s) == rows_after_first
         dupes = wh.execute(
-            "select count(*) from (select id, _cursor from bronze_supabase.session_events "
+            "select count(*) from (select id, _cursor from bronze_browser_infra.session_events "
             "group by 1, 2 having count(*) > 1) d"
         ).fetchone()[0]
     assert dupes == 0
@@ -129,7 +129,7 @@ def test_full_mode_swaps_atomically_readers_never_see_empty_or_partial(dbs, spec
         with dbs.wh() as wh:
             wh.autocommit = True
             while not stop.is_set():
-                seen.add(wh.execute("select count(*) from bronze_supabase.browser_sessions").fetchone()[0])
+                seen.add(wh.execute("select count(*) from bronze_browser_infra.browser_sessions").fetchone()[0])
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -159,7 +159,7 @@ def test_new_source_column_appears_in_bronze(dbs, spec):
     assert result.schema_changes == ["added column tier text"] and result.rows_written == 1
     with dbs.wh() as wh:
         assert wh.execute(
-            "select tier from bronze_supabase.organizations where slug = 'org-1' order by _cursor desc limit 1"
+            "select tier from bronze_browser_infra.organizations where slug = 'org-1' order by _cursor desc limit 1"
         ).fetchone() == ("gold",)
 
 
@@ -174,7 +174,7 @@ def test_widening_type_change_follows_incompatible_one_fails_naming_everything(d
     with pytest.raises(SchemaDriftError) as err:
         load(s, dbs, AS_OF, AS_OF + HOUR)
     msg = str(err.value)
-    assert "bronze_supabase.browser_sessions.keep_alive" in msg and "from boolean to text" in msg
+    assert "bronze_browser_infra.browser_sessions.keep_alive" in msg and "from boolean to text" in msg
     assert "\n" not in msg
 
 
@@ -213,11 +213,11 @@ def test_missing_cursor_column_is_a_one_line_error(dbs, spec):
         load(s, dbs)
     msg = str(err.value)
     assert "cursor column 'modified_at' not found in source table public.browser_sessions" in msg
-    assert "_supabase__sources.yml:" in msg and "\n" not in msg
+    assert "_browser_infra__sources.yml:" in msg and "\n" not in msg
 
 
 def test_unknown_source_table_is_a_one_line_error(dbs, spec):
-    with pytest.raises(ConfigError, match=r"table public\.nope not found in source connection 'supabase_source'"):
+    with pytest.raises(ConfigError, match=r"table public\.nope not found in source connection 'browser_infra_source'"):
         load(spec("browser_sessions", name="nope"), dbs)
 
 
@@ -226,9 +226,9 @@ def test_unreachable_source_names_the_connection(stack):
     with pytest.raises(ConnectionFailed) as err:
         connect(
             f"host=127.0.0.1 port={closed} dbname=source user=replicator connect_timeout=2",
-            "connection 'supabase_source'",
+            "connection 'browser_infra_source'",
         )
-    assert str(err.value).startswith(f"cannot connect to connection 'supabase_source' (127.0.0.1:{closed}/source)")
+    assert str(err.value).startswith(f"cannot connect to connection 'browser_infra_source' (127.0.0.1:{closed}/source)")
 
 
 def test_failed_batch_leaves_bronze_untouched_and_is_in_the_ledger(dbs, spec):
@@ -240,7 +240,7 @@ def test_failed_batch_leaves_bronze_untouched_and_is_in_the_ledger(dbs, spec):
         )
         conn.execute("grant select on flaky to replicator")
     s = spec("browser_sessions", name="flaky")
-    with pytest.raises(ReplicationError, match="bronze_supabase.flaky: load failed: division by zero"):
+    with pytest.raises(ReplicationError, match="bronze_browser_infra.flaky: load failed: division by zero"):
         load(s, dbs)
     with dbs.wh() as wh:
         assert bronze_rows(wh, s) == 0
@@ -343,11 +343,11 @@ def test_first_load_leaves_statistics_so_the_next_merge_reads_only_the_window(db
     first = load(s, dbs, AS_OF - HOUR, AS_OF)
     assert first.path == "direct"
     with dbs.wh() as wh:
-        tuples = wh.execute("select reltuples from pg_class where oid = 'bronze_supabase.browser_sessions'::regclass")
+        tuples = wh.execute("select reltuples from pg_class where oid = 'bronze_browser_infra.browser_sessions'::regclass")
         assert tuples.fetchone()[0] == first.rows_written
         correlation = wh.execute(
             "select correlation from pg_stats "
-            "where schemaname = 'bronze_supabase' and tablename = 'browser_sessions' and attname = '_cursor'"
+            "where schemaname = 'bronze_browser_infra' and tablename = 'browser_sessions' and attname = '_cursor'"
         ).fetchone()
         assert correlation is not None and correlation[0] is not None
         assert wh.execute("select count(*) from ops.replication_batches").fetchone()[0] == 1

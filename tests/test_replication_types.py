@@ -117,7 +117,7 @@ def test_timestamp_without_time_zone_cursor_is_read_in_the_source_databases_time
     assert load(s, dbs, noon, noon + HOUR).rows_written == 1  # id 3
     assert load(s, dbs, noon + 3 * HOUR, noon + 4 * HOUR).rows_written == 1  # id 4 at 15:30Z
     with dbs.wh() as wh:
-        cursors = dict(wh.execute("select id, _cursor from bronze_supabase.local_events").fetchall())
+        cursors = dict(wh.execute("select id, _cursor from bronze_browser_infra.local_events").fetchall())
     assert cursors == {2: noon - 0.5 * HOUR, 3: noon + 0.5 * HOUR, 4: noon + 3.5 * HOUR}
     now = datetime.now(UTC)  # a row written "now" by the app lands in the window containing now
     assert load(s, dbs, now - HOUR, now + HOUR).rows_written == 1
@@ -143,7 +143,7 @@ def test_integer_cursor_high_water_mark_rereads_ids_committed_out_of_order(dbs, 
     assert (first.rows_written, first.path) == (500, "direct")
     with dbs.wh() as wh:
         assert wh.execute("select format_type(atttypid, atttypmod) from pg_attribute where "
-                          "attrelid = 'bronze_supabase.event_store'::regclass and attname = '_cursor'"
+                          "attrelid = 'bronze_browser_infra.event_store'::regclass and attname = '_cursor'"
                           ).fetchone()[0] == "bigint"  # fmt: skip
     slow = dbs.src_admin()  # a transaction takes id 501 and commits late
     slow.execute("insert into event_store (stream) values ('slow')")
@@ -227,8 +227,8 @@ def test_a_type_bronze_cannot_hold_fails_at_once_in_one_line(dbs, spec):
     with pytest.raises(ConfigError) as err:
         load(s, dbs)
     msg = str(err.value)
-    assert msg.startswith("bronze_supabase.pg_stats.most_common_vals: source type anyarray") and "\n" not in msg
-    assert "pseudo-type" in msg and bronze_rows_of_missing(dbs, "bronze_supabase.pg_stats")
+    assert msg.startswith("bronze_browser_infra.pg_stats.most_common_vals: source type anyarray") and "\n" not in msg
+    assert "pseudo-type" in msg and bronze_rows_of_missing(dbs, "bronze_browser_infra.pg_stats")
 
 
 def bronze_rows_of_missing(dbs, table):
@@ -243,7 +243,7 @@ def silver_views(dbs):
     with dbs.wh() as wh:
         wh.execute("create schema silver")
         wh.execute("create view silver.stg_sessions with (security_invoker = true) as select id, duration_ms, "
-                   "keep_alive, duration_ms * 2 as double_ms from bronze_supabase.browser_sessions")  # fmt: skip
+                   "keep_alive, duration_ms * 2 as double_ms from bronze_browser_infra.browser_sessions")  # fmt: skip
         wh.execute("create view silver.daily (n, total_ms) as "
                    "select count(*), sum(duration_ms) from silver.stg_sessions")  # fmt: skip
         wh.execute("comment on view silver.stg_sessions is 'staging: sessions'")
@@ -307,7 +307,9 @@ def test_incompatible_change_names_a_fix_that_works_with_views_in_place(dbs, spe
     with pytest.raises(SchemaDriftError) as err:
         load(s, dbs, AS_OF, AS_OF + HOUR)
     msg = str(err.value)
-    assert "\n" not in msg and "bronze_supabase.browser_sessions.keep_alive" in msg and "from boolean to text" in msg
+    assert (
+        "\n" not in msg and "bronze_browser_infra.browser_sessions.keep_alive" in msg and "from boolean to text" in msg
+    )
     fix = re.search(r"`(select ops\.alter_column_type\(.*?\))`", msg)
     assert fix, msg
     with dbs.wh() as wh:  # exactly as written, by on-call, with silver's views in place
@@ -340,7 +342,7 @@ def test_full_mode_needs_no_cursor_column_and_no_primary_key(dbs, spec):
     s = spec("plans", name="country_codes", cursor=None, primary_key=())
     assert load(s, dbs).rows_written == 3
     assert load(s, dbs).rows_written == 3  # a snapshot replaces the previous one
-    assert bronze_rows_of(dbs, "bronze_supabase.country_codes") == 3
+    assert bronze_rows_of(dbs, "bronze_browser_infra.country_codes") == 3
 
 
 def test_not_null_default_column_backfills_older_bronze_rows(dbs, spec):
@@ -353,7 +355,9 @@ def test_not_null_default_column_backfills_older_bronze_rows(dbs, spec):
         "added column tier text (older bronze rows set to 'free', as the source did to its older rows)"
     ]
     with dbs.wh() as wh:
-        assert wh.execute("select count(*) from bronze_supabase.organizations where tier is null").fetchone()[0] == 0
+        assert (
+            wh.execute("select count(*) from bronze_browser_infra.organizations where tier is null").fetchone()[0] == 0
+        )
         assert wh.execute("select column_default from information_schema.columns where table_name = 'organizations'"
                           " and column_name = 'tier'").fetchone()[0] is None  # fmt: skip
     assert same(dbs, s)
@@ -381,13 +385,13 @@ def test_mid_copy_failure_names_the_server_that_broke(dbs, spec):
     s = spec("browser_sessions", name="flaky")
     with pytest.raises(ReplicationError) as err:
         load(s, dbs)
-    assert str(err.value).startswith("bronze_supabase.flaky: load failed: division by zero (source, connection "
-                                     "'supabase_source', during COPY)")  # fmt: skip
+    assert str(err.value).startswith("bronze_browser_infra.flaky: load failed: division by zero (source, connection "
+                                     "'browser_infra_source', during COPY)")  # fmt: skip
     # the warehouse side: bronze refuses a row (a constraint added to bronze by hand)
     s = spec("browser_sessions")
     load(s, dbs, AS_OF - HOUR, AS_OF)
     with dbs.wh() as wh:
-        wh.execute("alter table bronze_supabase.browser_sessions "
+        wh.execute("alter table bronze_browser_infra.browser_sessions "
                    "add constraint short check (duration_ms < 0) not valid")  # fmt: skip
         wh.commit()
     with admin(dbs) as conn:
@@ -405,7 +409,7 @@ def test_switching_a_table_to_an_integer_cursor_is_refused_in_one_line(dbs, spec
     with pytest.raises(SchemaDriftError) as err:
         load(spec("session_events", cursor="id"), dbs, AS_OF, AS_OF + HOUR)
     msg = str(err.value)
-    assert msg.startswith("bronze_supabase.session_events._cursor is timestamp with time zone but the declared "
+    assert msg.startswith("bronze_browser_infra.session_events._cursor is timestamp with time zone but the declared "
                           "cursor (id) needs bigint") and "\n" not in msg  # fmt: skip
 
 
@@ -414,8 +418,8 @@ def test_bronze_dag_docs_say_where_the_reason_is_and_give_the_view_safe_fix():
     the drift error names (which the test above runs as written)."""
     from medallion.config import ROOT
 
-    docs = (ROOT / "dags" / "bronze_supabase.py").read_text()
-    assert "**first line**" in docs and "select ops.alter_column_type('bronze_supabase.T', 'C', 'text')" in docs
+    docs = (ROOT / "dags" / "bronze_browser_infra.py").read_text()
+    assert "**first line**" in docs and "select ops.alter_column_type('bronze_browser_infra.T', 'C', 'text')" in docs
 
 
 def test_a_nullable_cursor_without_null_rows_still_goes_straight_into_bronze(auth, spec):
@@ -435,14 +439,16 @@ def test_widening_under_a_materialized_view_fails_in_one_line_naming_it(dbs, spe
     s = spec("browser_sessions")
     load(s, dbs, AS_OF - HOUR, AS_OF)
     with dbs.wh() as wh:
-        wh.execute("create materialized view public.mv as select id, duration_ms from bronze_supabase.browser_sessions")
+        wh.execute(
+            "create materialized view public.mv as select id, duration_ms from bronze_browser_infra.browser_sessions"
+        )
         wh.commit()
     with admin(dbs) as conn:
         conn.execute("alter table browser_sessions alter column duration_ms type bigint")
     with pytest.raises(SchemaDriftError) as err:
         load(s, dbs, AS_OF, AS_OF + HOUR)
     msg = str(err.value)
-    assert msg.startswith("cannot widen bronze_supabase.browser_sessions.duration_ms from integer to bigint: "
+    assert msg.startswith("cannot widen bronze_browser_infra.browser_sessions.duration_ms from integer to bigint: "
                           "materialized view public.mv depends on") and "\n" not in msg  # fmt: skip
 
 

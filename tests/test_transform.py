@@ -16,7 +16,7 @@ T0, T1, T2 = (datetime(2026, 11, 1, h, tzinfo=UTC) for h in (0, 1, 2))
 
 
 def events(*extras):
-    return {dagkit.BRONZE_SUPABASE: [SimpleNamespace(extra=e) for e in extras]}
+    return {dagkit.asset("bronze", "browser_infra"): [SimpleNamespace(extra=e) for e in extras]}
 
 
 def test_a_scheduled_run_processes_its_data_interval():
@@ -42,7 +42,7 @@ def test_without_an_interval_a_run_processes_every_key():
 
 
 def test_dbt_gets_the_interval_as_environment_variables(dags):
-    env = dags["silver"].get_template_env()
+    env = dags["silver_browser_infra"].get_template_env()
 
     def render(start, end, events) -> dict[str, str]:
         context = {"dag_run": SimpleNamespace(data_interval_start=start, data_interval_end=end),
@@ -98,8 +98,10 @@ def dags(airflow_db):
 
 
 @pytest.mark.parametrize(("dag_id", "upstream", "outlet", "folders"), [
-    ("silver", dagkit.BRONZE_SUPABASE, dagkit.SILVER, ("staging", "core")),
-    ("gold", dagkit.SILVER, dagkit.GOLD, ("marts", "metrics")),
+    ("silver_browser_infra", dagkit.asset("bronze", "browser_infra"), dagkit.asset("silver", "browser_infra"),
+     ("staging/browser_infra", "core/browser_infra")),
+    ("gold_browser_infra", dagkit.asset("silver", "browser_infra"), dagkit.asset("gold", "browser_infra"),
+     ("marts/browser_infra", "metrics/browser_infra")),
 ])  # fmt: skip
 def test_layer_dag_shape(dags, dag_id, upstream, outlet, folders):
     dag = dags[dag_id]
@@ -140,7 +142,7 @@ class FakeTI:
 
 
 def test_the_tests_task_passes_a_successful_build_and_names_models_that_did_not_build(dags):
-    tests = dags["silver"].get_task("dbt.tests")
+    tests = dags["silver_browser_infra"].get_task("dbt.tests")
     assert tests.execute({"ti": FakeTI()}) is None  # the build ran the tests and they passed: no dbt rerun
     sensor = sorted(t for t in tests.upstream_task_ids if t.endswith("_run"))[0]
     with pytest.raises(AirflowException, match=rf"1 model\(s\) did not build: {sensor} \(upstream_failed\)"):
@@ -159,8 +161,8 @@ class SensorTI(FakeTI):
         return self.xcoms.get(key)
 
 
-def sensor_and_keys(dags, model="stg_users"):
-    sensor = dags["silver"].get_task(f"dbt.{model}_run")
+def sensor_and_keys(dags, model="stg_browser_infra__users"):
+    sensor = dags["silver_browser_infra"].get_task(f"dbt.{model}_run")
     prefix = f"model__medallion__{model}"
     return sensor, f"{prefix}_status", f"{prefix}_compiled_sql"
 
@@ -174,28 +176,30 @@ def test_a_sensor_whose_model_built_asks_for_its_status_and_compiled_sql_only(da
 
 @pytest.mark.parametrize("try_number", [1, 2])
 def test_a_failed_model_or_a_retry_goes_through_cosmos_poke(dags, monkeypatch, try_number):
-    sensor, status, sql = sensor_and_keys(dags, "stg_plans")
+    sensor, status, sql = sensor_and_keys(dags, "stg_browser_infra__plans")
     monkeypatch.setattr(sensor, "_get_producer_task_status", lambda context: "running")
     ti = SensorTI(try_number, **{status: {"status": "error", "outlet_uris": []}, sql: "select 1"})
-    with pytest.raises(AirflowException, match="stg_plans' finished with status 'error'"):
+    with pytest.raises(AirflowException, match="stg_browser_infra__plans' finished with status 'error'"):
         sensor.poke({"ti": ti})
     assert "dbt_startup_events" in ti.asked  # Cosmos' poke, with its start-up events and dbt error event lookups
 
 
 def test_models_are_rendered_per_layer(dags):
-    silver, gold = models_of(dags["silver"]), models_of(dags["gold"])
-    assert {"stg_browser_sessions", "core_sessions", "dim_org", "fct_subscription"} <= silver
-    assert {"fct_daily_sessions", "fct_monthly_revenue", "v_mrr", "v_daily_kpis"} <= gold
+    silver, gold = models_of(dags["silver_browser_infra"]), models_of(dags["gold_browser_infra"])
+    assert {"stg_browser_infra__browser_sessions", "core_sessions", "dim_org", "fct_subscription"} <= silver
+    assert {"agg_daily_sessions", "agg_monthly_revenue", "v_mrr", "v_daily_kpis"} <= gold
     assert not silver & gold
 
 
-def test_dbt_builds_take_the_one_slot_pool_and_every_pool_used_is_declared(dags):
-    """Silver and gold fire at the same hour (and on assets): their builds run one at a time."""
-    declared = json.loads(config.POOLS_FILE.read_text())
-    assert declared[dagkit.DBT_POOL]["slots"] == 1
-    for dag_id in ("silver", "gold"):
+def test_dbt_builds_take_their_products_one_slot_pool_and_every_pool_used_is_declared(dags):
+    """A product's silver and gold fire at the same hour (and on assets): their builds run one at a time;
+    each product has its own pool (generated from the declarations), so products build side by side."""
+    declared = config.pools()
+    assert {name: pool["slots"] for name, pool in declared.items()} == {
+        f"medallion_dbt_{p}": 1 for p in config.product_ids()}  # fmt: skip
+    for dag_id in ("silver_browser_infra", "gold_browser_infra"):
         dbt_tasks = [dags[dag_id].get_task(t) for t in ("dbt.dbt_producer_watcher", "dbt.tests")]  # tests may rerun dbt
-        assert all(t.pool == dagkit.DBT_POOL for t in dbt_tasks), dag_id
+        assert all(t.pool == "medallion_dbt_browser_infra" for t in dbt_tasks), dag_id
         sensors = [t for t in dags[dag_id].tasks if t not in dbt_tasks]
         assert sensors and all(t.pool == "default_pool" for t in sensors), "sensors only poll: outside the pool"
     for dag in dags.values():  # a pool missing in a deployment leaves its tasks unscheduled, silently
@@ -205,7 +209,7 @@ def test_dbt_builds_take_the_one_slot_pool_and_every_pool_used_is_declared(dags)
 def test_gold_views_read_gold_tables_only():
     """A silver table rebuild (`drop ... cascade` of the old table) drops every view that selects from it.
 
-    So no gold_metrics view may depend on a silver model; the org x day join is the gold table fct_org_daily.
+    So no gold_metrics view may depend on a silver model; the org x day join is the gold table agg_org_daily.
     """
     nodes = json.loads(transform.MANIFEST.read_text())["nodes"]
     folder = {uid: n["original_file_path"].split("/")[1] for uid, n in nodes.items() if n["resource_type"] == "model"}

@@ -15,13 +15,14 @@ import psycopg
 import pytest
 from conftest import AS_OF, Databases, reset_connection_databases
 
-from medallion import backfill, config, dagkit, demo_source
+from medallion import backfill, config, dagkit
+from medallion.demo import browser_infra as demo_source
 
 pytestmark = pytest.mark.slow
 
 LAYER_SCHEMAS = ("silver_core", "gold_marts", "gold_metrics")
-GOLD_TABLES = ("fct_daily_sessions", "fct_engineering_daily", "fct_growth_daily", "fct_monthly_revenue",
-               "fct_ops_daily", "fct_org_daily", "fct_product_daily")  # fmt: skip
+GOLD_TABLES = ("agg_daily_sessions", "agg_engineering_daily", "agg_growth_daily", "agg_monthly_revenue",
+               "agg_ops_daily", "agg_org_daily", "agg_product_daily")  # fmt: skip
 
 
 def dagbag():
@@ -53,7 +54,8 @@ def loaded(airflow_db):
     stack = airflow_db
     reset_connection_databases(stack)
     bag = dagbag()
-    runs = {dag_id: run(bag, dag_id, AS_OF) for dag_id in ("bronze_supabase", "silver", "gold")}
+    layers = ("bronze", "silver", "gold")
+    runs = {layer: run(bag, f"{layer}_browser_infra", AS_OF) for layer in layers}
     return stack, bag, runs
 
 
@@ -100,7 +102,7 @@ def test_a_silver_run_after_gold_leaves_every_gold_view_in_place(loaded):
         views = relations(wh, ("gold_metrics",))
         kpis = wh.execute("select count(*), sum(mrr_cents) from gold_metrics.v_mrr").fetchone()
     assert len(views) == len(list((config.DBT_PROJECT_DIR / "models" / "metrics").glob("*.sql")))
-    run(dagbag(), "silver", AS_OF)  # rebuilds every silver_core table
+    run(dagbag(), "silver_browser_infra", AS_OF)  # rebuilds every silver_core table
     with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
         assert relations(wh, ("gold_metrics",)) == views
         assert wh.execute("select count(*), sum(mrr_cents) from gold_metrics.v_mrr").fetchone() == kpis
@@ -113,7 +115,7 @@ def test_each_layer_publishes_its_asset_with_the_interval_it_processed(loaded):
 
     interval = {"interval_start": (AS_OF - timedelta(hours=1)).isoformat(), "interval_end": AS_OF.isoformat()}
     with create_session() as session:
-        for asset in (dagkit.BRONZE_SUPABASE, dagkit.SILVER, dagkit.GOLD):
+        for asset in (dagkit.asset(layer, "browser_infra") for layer in ("bronze", "silver", "gold")):
             extra = session.scalars(
                 select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
                 .where(AssetModel.name == asset.name).order_by(AssetEvent.id.desc()).limit(1)
@@ -128,7 +130,10 @@ def test_gold_kpis_equal_plain_sql_on_the_source(loaded):
     stack, _, _ = loaded
     last_day = (AS_OF - timedelta(seconds=1)).date()  # the seed's history ends just before AS_OF
     days = [last_day - timedelta(days=n) for n in range(7)]
-    with psycopg.connect(stack.source.uri("source")) as src, psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
+    with (
+        psycopg.connect(stack.source.uri("browser_infra")) as src,
+        psycopg.connect(stack.warehouse.uri("warehouse")) as wh,
+    ):
 
         def source_mrr(day: date) -> int:
             # active / past_due from the day of started_at; canceled until the day before canceled_at;
@@ -144,7 +149,7 @@ def test_gold_kpis_equal_plain_sql_on_the_source(loaded):
 
         month = last_day.replace(day=1)
         gold_month_mrr = wh.execute(
-            "select sum(mrr_cents) from gold_marts.fct_monthly_revenue where revenue_month = %s", (month,)
+            "select sum(mrr_cents) from gold_marts.agg_monthly_revenue where revenue_month = %s", (month,)
         ).fetchone()[0]
         assert source_mrr(last_day) > 0
         assert gold_month_mrr == source_mrr(last_day), f"MRR of {month:%Y-%m} (measured on {last_day})"
@@ -177,7 +182,7 @@ def test_a_failing_dbt_test_fails_the_run_even_after_retries_and_publishes_nothi
     reruns the layer's tests: the failing one fails it, the run fails and `silver` is not published
     (gold does not run on bad data)."""
     bag = dagbag()
-    dag = bag.get_dag("silver")
+    dag = bag.get_dag("silver_browser_infra")
     for t in dag.tasks:  # retry at once (the DAG's own delays would make this test minutes long)
         t.retries, t.retry_delay, t.retry_exponential_backoff = 1, timedelta(0), False
     dr = dag.test(logical_date=AS_OF + timedelta(days=5))
@@ -207,9 +212,9 @@ def test_a_run_reprocesses_only_the_keys_bronze_touched_in_its_interval(loaded):
                 "select user_agent from silver_core.core_sessions where session_id = %s", (sid,)
             ).fetchone()[0]
 
-    run(dagbag(), "silver", AS_OF + timedelta(hours=1))  # bronze has nothing in [AS_OF, AS_OF + 1h)
+    run(dagbag(), "silver_browser_infra", AS_OF + timedelta(hours=1))  # bronze has nothing in [AS_OF, AS_OF + 1h)
     assert user_agent_now() == "not from bronze"
-    run(dagbag(), "silver", AS_OF + timedelta(hours=1), full_refresh=True)
+    run(dagbag(), "silver_browser_infra", AS_OF + timedelta(hours=1), full_refresh=True)
     assert user_agent_now() == user_agent
 
 
@@ -217,11 +222,11 @@ def test_the_select_param_builds_only_the_selection_and_the_run_succeeds(loaded)
     """The trigger form's `select` narrows the producer's build to the selection within the layer
     (here a staging model and every silver model downstream of it); the other models' sensors do
     not wait for a result that never comes, and the run succeeds."""
-    dr = run(dagbag(), "silver", AS_OF + timedelta(hours=2), select="stg_plans+")
+    dr = run(dagbag(), "silver_browser_infra", AS_OF + timedelta(hours=2), select="stg_browser_infra__plans+")
     statuses = [k for k in producer_xcoms(dr) if k.startswith("model__medallion__") and k.endswith("_status")]
     built = {k.removeprefix("model__medallion__").removesuffix("_status") for k in statuses if "_tests_" not in k}
     manifest = json.loads((config.DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
-    expected, todo = set(), ["model.medallion.stg_plans"]
+    expected, todo = set(), ["model.medallion.stg_browser_infra__plans"]
     while todo:
         uid = todo.pop()
         folder = manifest["nodes"][uid]["original_file_path"].split("/")[1]
@@ -258,7 +263,7 @@ def test_backfill_interval_by_interval_equals_a_full_refresh(stack, airflow_db, 
     for a daily one): the runs use it exactly as they use an hour (bronze's window, dbt's interval).
     """
     dbs = Databases(stack)
-    monkeypatch.setenv("AIRFLOW_CONN_SUPABASE_SOURCE", dbs.source_uri)
+    monkeypatch.setenv("AIRFLOW_CONN_BROWSER_INFRA_SOURCE", dbs.source_uri)
     monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", dbs.warehouse_uri)
 
     changes = []
@@ -267,23 +272,23 @@ def test_backfill_interval_by_interval_equals_a_full_refresh(stack, airflow_db, 
         if step:
             with dbs.src_admin() as conn:
                 changes.append(demo_source.advance(conn, hours=24, deletes=5))
-        # bronze, bronze_supabase_reconcile, silver, gold for [when - 1 day, when)
+        # bronze, bronze_browser_infra_reconcile, silver, gold for [when - 1 day, when)
         backfill.run(when - timedelta(days=1), when, step="day")
     assert sum(c["browser_sessions (deleted)"] for c in changes) == 15
     assert all(c.get("browser_sessions", 0) > 0 for c in changes), changes
 
     with dbs.wh() as wh:
-        tombstones = wh.execute("select count(*) from bronze_supabase.browser_sessions "
+        tombstones = wh.execute("select count(*) from bronze_browser_infra.browser_sessions "
                                 "where _deleted_at is not null").fetchone()[0]  # fmt: skip
         assert tombstones >= 15
         rels = snapshot(wh)
         assert len(rels) > 20
     bag = dagbag()
-    run(bag, "silver", when, full_refresh=True)
-    run(bag, "gold", when, full_refresh=True)
+    run(bag, "silver_browser_infra", when, full_refresh=True)
+    run(bag, "gold_browser_infra", when, full_refresh=True)
     with dbs.wh() as wh:
         assert differences(wh, rels) == {}, "rows only in (interval-by-interval, full refresh)"
         purged = wh.execute(
-            "select count(*) from silver_core.core_sessions c join bronze_supabase.browser_sessions b "
+            "select count(*) from silver_core.core_sessions c join bronze_browser_infra.browser_sessions b "
             "on b.id = c.session_id and b._deleted_at is not null").fetchone()[0]  # fmt: skip
         assert purged == 0, "hard-deleted sessions are gone from silver"

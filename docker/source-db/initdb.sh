@@ -2,19 +2,21 @@
 # Initialises the demo source database (the `source-db` compose service, image postgres:17).
 # The postgres image runs this once, on an empty data volume, from /docker-entrypoint-initdb.d.
 #
-# 1. applies the Supabase-shaped demo migrations, include/sql/source/*.sql (mounted read-only at
-#    /medallion/sql/source), in file-name order, as the database owner;
-# 2. gives the `replicator` role (created by 003_replication_role.sql with no password) the password
-#    from SOURCE_REPLICATOR_PASSWORD, so Airflow's supabase_source connection can log in with
+# 1. applies the Supabase-shaped demo migrations, include/sql/source/*.sql then include/sql/source/
+#    <product>/*.sql (mounted read-only at /medallion/sql/source), in file-name order, as the database owner;
+# 2. gives the `replicator` role (created by 002_replication_role.sql with no password) the password
+#    from SOURCE_REPLICATOR_PASSWORD, so Airflow's browser_infra_source connection can log in with
 #    scram-sha-256 like it would on real Supabase.
-# The data itself is loaded afterwards by the `source-seed` service (python -m medallion.demo_source).
+# The data itself is loaded afterwards by the `source-seed` service (python -m medallion.demo.<product>).
 set -euo pipefail
 
 migrations_dir="${MEDALLION_SOURCE_MIGRATIONS:-/medallion/sql/source}"
 psql_opts=(-v ON_ERROR_STOP=1 --no-psqlrc --username "${POSTGRES_USER}" --dbname "${POSTGRES_DB}")
 
 shopt -s nullglob
-migrations=("${migrations_dir}"/*.sql)
+# the generic Supabase platform files first, then each product's own folder (name order); compose's
+# one demo database holds every product's schema (the local stack gives each product its own database)
+migrations=("${migrations_dir}"/*.sql "${migrations_dir}"/*/*.sql)
 if [[ ${#migrations[@]} -eq 0 ]]; then
     echo "initdb: no migrations in ${migrations_dir}: is include/sql/source mounted?" >&2
     exit 1

@@ -28,7 +28,7 @@ import os
 import re
 import shlex
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -48,7 +48,9 @@ REMINDER_ENV = "MEDALLION_ALERT_REMINDER_HOURS"
 DEFAULT_REMINDER = timedelta(hours=4)
 # Where the recipients come from, for the DAGs' docs (the env var is invisible in the UI).
 RECIPIENTS_DOC = (
-    f"Alert emails go to the Airflow Variable `{RECIPIENTS_VARIABLE}` (Admin → Variables; comma-separated), "
+    f"A product's alert emails go to the Airflow Variable `{RECIPIENTS_VARIABLE}_<product>`, else the product's "
+    "`alert_emails` (include/products/<product>.yml), else to the Airflow Variable "
+    f"`{RECIPIENTS_VARIABLE}` (Admin → Variables; comma-separated), "
     f"else to env `{RECIPIENTS_ENV}` of the workers and triggerer. Undelivered alerts wait in "
     "`ops.alert_outbox` (`select * from ops.alert_outbox_status`) and are retried by every freshness check."
 )
@@ -62,6 +64,7 @@ class Email:
     subject: str
     text: str
     html: str
+    product: str | None = None  # whose on-call gets it (recipients); None: the global list
 
 
 @dataclass
@@ -81,8 +84,8 @@ class Doc:
     commands: list[str] = field(default_factory=list)
     footer: str = ""
 
-    def email(self, subject: str) -> Email:
-        return Email(subject=subject, text=self.text(), html=self.html())
+    def email(self, subject: str, product: str | None = None) -> Email:
+        return Email(subject=subject, text=self.text(), html=self.html(), product=product)
 
     def text(self) -> str:
         out = [self.lead, ""]
@@ -223,16 +226,32 @@ def freshness_item(row: TableFreshness, note: str = "") -> Item:
 # --- sending ---------------------------------------------------------------------------------
 
 
-def recipients() -> list[str]:
-    """Airflow Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS; comma, semicolon or space separated."""
+def _variable(name: str) -> str | None:
     from airflow.sdk import Variable
 
     try:
-        raw = Variable.get(RECIPIENTS_VARIABLE, default=None)
-    except Exception as exc:  # the API server or secrets backend is down: still alert from the env
-        log.warning("could not read Variable %s (%s); using %s", RECIPIENTS_VARIABLE, exc, RECIPIENTS_ENV)
-        raw = None
-    raw = raw or os.environ.get(RECIPIENTS_ENV, "")
+        return Variable.get(name, default=None)
+    except Exception as exc:  # the API server or secrets backend is down: still alert from what is left
+        log.warning("could not read Variable %s (%s)", name, exc)
+        return None
+
+
+def recipients(product: str | None = None) -> list[str]:
+    """Who gets an alert: comma, semicolon or space separated.
+
+    A product's on-call first: the Airflow Variable `alert_emails_<product>` (set in the UI, overrides
+    the file), else `alert_emails` of include/products/<product>.yml; then the global list: the
+    Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS.
+    """
+    raw = None
+    if product:
+        raw = _variable(f"{RECIPIENTS_VARIABLE}_{product}")
+        if not raw:
+            try:
+                raw = ",".join(config.product(product).alert_emails)
+            except config.ConfigError as exc:  # a broken declaration still alerts: the global list
+                log.warning("recipients of product %s unreadable (%s); using the global list", product, exc)
+    raw = raw or _variable(RECIPIENTS_VARIABLE) or os.environ.get(RECIPIENTS_ENV, "")
     return [a for a in re.split(r"[,;\s]+", raw) if a]
 
 
@@ -279,8 +298,8 @@ def _sender() -> str:
 
 
 def send(email: Email) -> list[str]:
-    """Send through the SMTP connection to the on-call recipients; returns them. Raises when it cannot."""
-    to = recipients()
+    """Send through the SMTP connection to its product's on-call (recipients); returns them. Raises when it cannot."""
+    to = recipients(email.product)
     if not to:
         raise config.ConfigError(
             f"no alert recipients: set the Airflow Variable {RECIPIENTS_VARIABLE} or env {RECIPIENTS_ENV} "
@@ -301,6 +320,7 @@ def send(email: Email) -> list[str]:
 @dataclass(frozen=True)
 class Failure:
     dag_id: str
+    product: str | None  # the DAG's product (config.product_of_dag), None for shared DAGs (freshness)
     task_id: str
     label: str  # task_id, or task_id[table] for a mapped task
     table: str | None
@@ -319,9 +339,11 @@ def failure_from_context(context: dict) -> Failure:
     map_index = getattr(ti, "map_index", -1)
     mapped = map_index is not None and map_index >= 0
     name = (getattr(ti, "rendered_map_index", None) or context.get("table") or str(map_index)) if mapped else None
-    table = name if name in config.tables() else context.get("table")
+    product = config.product_of_dag(ti.dag_id)
+    table = name if config.find_table(product, name) else context.get("table")
     return Failure(
         dag_id=ti.dag_id,
+        product=product,
         task_id=ti.task_id,
         label=f"{ti.task_id}[{name}]" if mapped else ti.task_id,
         table=table,
@@ -358,7 +380,7 @@ def failure_email(failure: Failure, stale: list[TableFreshness] | None, freshnes
     doc.facts.append(("Error", failure.error))
     doc.facts += [("DAG", failure.dag_id), ("Task", failure.label)]
     if failure.table:
-        spec = config.tables().get(failure.table)
+        spec = config.find_table(failure.product, failure.table)
         doc.facts.append(("Table", spec.qualified if spec else failure.table))
     doc.facts += [
         ("Interval", interval(failure.interval_start, failure.interval_end)),
@@ -380,7 +402,7 @@ def failure_email(failure: Failure, stale: list[TableFreshness] | None, freshnes
     doc.footer = (f"One email per problem: the same error again sends nothing, a reminder at most every "
                   f"{span(reminder_interval())} while it lasts, {end}. "
                   "Freshness: select * from ops.table_freshness;")  # fmt: skip
-    return doc.email(f"{PREFIX} FAILED {failure.dag_id}.{failure.label} ({runs(1)})")
+    return doc.email(f"{PREFIX} FAILED {failure.dag_id}.{failure.label} ({runs(1)})", failure.product)
 
 
 def runs(n: int) -> str:
@@ -483,7 +505,7 @@ def reminder_email(failure: Failure, problem: Problem) -> Email:
     doc.footer = (f"A reminder at most every {span(reminder_interval())} while the problem lasts; "
                   "one email when the table loads again.")  # fmt: skip
     return doc.email(f"{PREFIX} STILL FAILING {failure.dag_id}.{failure.label} ({runs(problem.runs)} "
-                     f"since {when(problem.opened_at)[5:16]})")  # fmt: skip
+                     f"since {when(problem.opened_at)[5:16]})", failure.product)  # fmt: skip
 
 
 def close_recovered_problems(wh) -> list[str]:
@@ -527,7 +549,8 @@ def close_recovered_problems(wh) -> list[str]:
         doc.facts = [("Was failing", f"{runs(n)}, {when(opened_at)} → {when(last_failed_at)}"), ("Error was", error),
                      ("Loaded by", run_id or "-")]  # fmt: skip
         doc.footer = "The runs that failed are loaded by the next runs (each continues from the last loaded window)."
-        outbox.enqueue(wh, doc.email(f"{PREFIX} RECOVERED {dag_id}.{label} after {runs(n)} failed"), "recovered")
+        email = doc.email(f"{PREFIX} RECOVERED {dag_id}.{label} after {runs(n)} failed")
+        outbox.enqueue(wh, replace(email, product=config.product_of_dag(dag_id)), "recovered")
     return [f"{dag_id}.{label}" for dag_id, label, *_ in recovered]
 
 
@@ -566,8 +589,9 @@ def on_task_failure(context: dict) -> None:
 # --- freshness -------------------------------------------------------------------------------
 
 
-def freshness_email(change: Change) -> Email:
-    """Tables went stale or got worse (WARN/STALE), or recovered (RECOVERED): one email per check."""
+def freshness_email(change: Change, product: str | None = None) -> Email:
+    """Tables went stale or got worse (WARN/STALE), or recovered (RECOVERED): one email per check and
+    product (freshness.by_product splits a check's news), to the product's on-call."""
     from medallion import freshness
 
     stale, new = change.stale, change.opened + change.worse
@@ -604,7 +628,8 @@ def freshness_email(change: Change) -> Email:
     if new:
         kinds = {r.kind for r in stale}
         dags = sorted({f"bronze_{r.source}" for r in stale if r.kind == "bronze"})
-        dags += ["silver", "gold"] if "gold" in kinds else ["silver"] if "silver" in kinds else []
+        layers = ["silver", "gold"] if "gold" in kinds else ["silver"] if "silver" in kinds else []
+        dags += [f"{layer}_{product}" if product else layer for layer in layers]
         runs = ", ".join(f"{_base_url()}/dags/{d}/runs" for d in dags)
         doc.steps = [f"Are the runs failing (FAILED emails) or not running at all (DAG paused, scheduler down)? {runs}"]
         if kinds - {"bronze"}:
@@ -619,12 +644,12 @@ def freshness_email(change: Change) -> Email:
         groups: dict[tuple[str, str], list[str]] = {}
         for r in stale:
             groups.setdefault((r.kind, r.source), []).append(r.table_name)
-        doc.commands = [freshness.catch_up_command(k, s, t) for (k, s), t in sorted(groups.items())]
+        doc.commands = [freshness.catch_up_command(k, s, t, product) for (k, s), t in sorted(groups.items())]
     elif not stale:
         doc.facts.append(("Stale now", "nothing — every table is within its SLA"))
     checked = change.rows[0].checked_at if change.rows else None
     doc.footer = f"Checked {when(checked)}. The same facts: select * from ops.table_freshness;"
-    return doc.email(subject)
+    return doc.email(subject, product)
 
 
 # --- holes in bronze's loaded intervals -------------------------------------------------------
@@ -652,14 +677,14 @@ def gap_email(source: str, table: str, holes: list[Gap]) -> Email:
     doc.commands = [g.backfill_command for g in holes]
     doc.footer = "Sent once per hole, and once when all are loaded. Details: select * from ops.replication_gaps;"
     return doc.email(f"{PREFIX} HOLE bronze {table}: {hours} hour(s) never loaded, "
-                     f"from {when(first.first_interval)[:16]}")  # fmt: skip
+                     f"from {when(first.first_interval)[:16]}", source)  # fmt: skip
 
 
 def gap_recovered_email(source: str, table: str, opened_at: datetime) -> Email:
     doc = Doc(lead=f"bronze {table} has no hole any more: every interval since its first load is loaded.")
     doc.facts = [("Table", f"bronze_{source}.{table}"), ("Hole seen since", when(opened_at))]
     doc.footer = "The same facts: select * from ops.replication_gaps;"
-    return doc.email(f"{PREFIX} RECOVERED hole in bronze {table}")
+    return doc.email(f"{PREFIX} RECOVERED hole in bronze {table}", source)
 
 
 # --- deadline miss ---------------------------------------------------------------------------
@@ -706,7 +731,7 @@ def deadline_email(context: dict, within_minutes: float | None = None, now: date
         ]
     doc.footer = ("Deadline alert: a run must be done within its allowance after it is queued (a scheduled run "
                   "at its interval end, an asset-triggered one when its upstream layer published).")  # fmt: skip
-    return doc.email(f"{PREFIX} LATE {dag_id} {label} run, {late} past deadline")
+    return doc.email(f"{PREFIX} LATE {dag_id} {label} run, {late} past deadline", config.product_of_dag(dag_id))
 
 
 def deadline_alert(context: dict, within_minutes: float | None = None) -> str:
@@ -730,7 +755,7 @@ async def on_deadline_missed(context: dict | None = None, **kwargs: Any) -> str:
 SHORT_LOOKBACK_MINUTES = 5
 
 
-def reconciliation_email(results: list[dict], run_id: str | None = None) -> Email | None:
+def reconciliation_email(results: list[dict], run_id: str | None = None, product: str | None = None) -> Email | None:
     """Bronze had to be repaired: versions no load copied were appended (one email per run); None: quiet.
 
     `results` are medallion.reconcile.Reconciliation.as_dict() of the run's tables. Hard deletes
@@ -739,7 +764,8 @@ def reconciliation_email(results: list[dict], run_id: str | None = None) -> Emai
     repaired = sorted((r for r in results if r and r.get("appended")), key=lambda r: r["table"])
     if not repaired:
         return None
-    declared = config.tables()
+    declared = {r["table"]: config.find_table(product, r["table"]) for r in repaired}
+    declared = {name: spec for name, spec in declared.items() if spec}
     labels = [declared[r["table"]].qualified if r["table"] in declared else r["table"] for r in repaired]
     total = sum(r["appended"] for r in repaired)
     rows = "1 row version" if total == 1 else f"{total:,} row versions"
@@ -749,6 +775,7 @@ def reconciliation_email(results: list[dict], run_id: str | None = None) -> Emai
     for label, r in zip(labels, repaired, strict=True):
         spec = declared.get(r["table"])
         cursor = spec.cursor if spec else "the cursor"
+        declared_in = spec.declared_at if spec else f"include/dbt/models/staging/{product}/_{product}__sources.yml"
         lines = [
             f"{r['method']} check of {r['rows_checked']:,} source rows (cursor before {when(r['checked_until'])}): "
             f"missing {r['missing']:,}, stale {r['stale']:,}, hard-deleted {r['deleted']:,}",
@@ -765,7 +792,7 @@ def reconciliation_email(results: list[dict], run_id: str | None = None) -> Emai
             )
             advice.append(
                 f"{label}: if late commits recur, raise lookback_minutes (now {lookback:g}) above your longest "
-                f"write transaction, in the table's declaration (include/dbt/models/staging/_supabase__sources.yml)."
+                f"write transaction, in the table's declaration ({declared_in})."
             )
         if r["null_cursor"]:
             lines.append(f"likely cause: NULL cursors: {r['null_cursor']:,} rows whose {cursor} is NULL, "
@@ -787,4 +814,4 @@ def reconciliation_email(results: list[dict], run_id: str | None = None) -> Emai
     doc.footer = ("Hard deletes alone are routine (tombstoned, no email). What each reconciliation found: "
                   "select * from ops.table_reconciliation;")  # fmt: skip
     subject = labels[0] if len(labels) == 1 else f"{len(labels)} tables ({_names(labels)})"
-    return doc.email(f"{PREFIX} REPAIRED {subject}: {rows} no load had copied")
+    return doc.email(f"{PREFIX} REPAIRED {subject}: {rows} no load had copied", product)

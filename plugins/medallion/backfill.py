@@ -1,11 +1,12 @@
-"""Backfill a date range through Airflow, in order: bronze → silver → gold, one interval at a time.
+"""Backfill a date range through Airflow, per product in order: bronze → silver → gold, one interval at a time.
 
-    python -m medallion.backfill --from 2026-11-20T00:00 --to 2026-11-21T00:00 [--step hour|day]
-    make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day]
+    python -m medallion.backfill --from 2026-11-20T00:00 --to 2026-11-21T00:00 [--step hour|day] [--product P]
+    make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day] [PRODUCT=browser_infra]
 
-Covers the data of [FROM, TO): for each interval `[start, end)` of the step it runs `bronze_supabase`,
-then `silver`, then `gold` with dag.test() (the DAGs' own code, tasks and dbt interval, in this process,
-against the stack's metadata DB); `bronze_supabase_reconcile` runs once, after the first bronze
+Covers the data of [FROM, TO): for each product (every one, or --product) and each interval `[start, end)`
+of the step it runs `bronze_<product>`, then the product's silver dbt jobs (`silver_<product>`), then
+its gold ones (`gold_<product>`, ...) with dag.test() (the DAGs' own code, tasks and dbt interval, in this process,
+against the stack's metadata DB); `bronze_<product>_reconcile` runs once, after the first bronze
 interval, so every later silver run drops the keys deleted in the source. A failed run stops the
 backfill and names the DAG and interval; rerunning the same command is safe (every layer is
 idempotent per interval). `--step day` gives each run a day-long data interval (the DAGs' hourly
@@ -17,7 +18,8 @@ Airflow runs every interval whose *start* (logical date) lies in [--from-date, -
 ends included, so the same data [FROM, TO) is `--to-date` = the last hour's start, TO - 1h (the
 UI's Backfill form: From = FROM, To = TO - 1h). `--dry-run` prints the intervals and that command:
 
-    airflow backfill create --dag-id bronze_supabase --from-date FROM --to-date TO-1h --reprocess-behavior completed
+    airflow backfill create --dag-id bronze_browser_infra --from-date FROM --to-date TO-1h \
+        --reprocess-behavior completed
 
 and silver and gold follow on their own: each bronze run's asset event carries its interval, silver
 runs on it (several events: the span of their intervals), then gold on silver's event. To rebuild only
@@ -33,7 +35,6 @@ import time
 from datetime import UTC, datetime, timedelta
 
 STEPS = {"hour": ("0 * * * *", timedelta(hours=1)), "day": ("0 0 * * *", timedelta(days=1))}
-ORDER = ("bronze_supabase", "silver", "gold")
 
 
 def _utc(value: str) -> datetime:
@@ -57,15 +58,22 @@ def intervals(start: datetime, end: datetime, step: str) -> list[tuple[datetime,
     return out
 
 
-def airflow_command(start: datetime, end: datetime, dag_id: str = "bronze_supabase") -> str:
+def airflow_command(start: datetime, end: datetime, dag_id: str = "bronze_browser_infra") -> str:
     """Airflow's backfill of the hourly DAG over the data [start, end): its --to-date is the last hour's start."""
     last = end - STEPS["hour"][1]
     return (f"airflow backfill create --dag-id {dag_id} --from-date {start:%Y-%m-%dT%H:%M} "
             f"--to-date {last:%Y-%m-%dT%H:%M} --reprocess-behavior completed")  # fmt: skip
 
 
-def run(start: datetime, end: datetime, step: str = "hour", dag_folder: str | None = None, log=print) -> None:
-    """Run the pipeline over [start, end), interval by interval. Airflow must already be configured."""
+def dag_order(product) -> list[str]:
+    """A product's DAGs in the order its layers feed each other: bronze, silver jobs, gold jobs."""
+    jobs = [j.name for layer in ("silver", "gold") for j in product.dbt_jobs if j.layer == layer]
+    return [product.dag_id(job) for job in ("bronze", *jobs)]
+
+
+def run(start: datetime, end: datetime, step: str = "hour", dag_folder: str | None = None, log=print,
+        products: list[str] | None = None) -> None:  # fmt: skip
+    """Run each product's pipeline over [start, end), interval by interval. Airflow must already be configured."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable
 
@@ -76,14 +84,15 @@ def run(start: datetime, end: datetime, step: str = "hour", dag_folder: str | No
     bag = DagBag(dag_folder=dag_folder or str(config.ROOT / "dags"))
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {bag.import_errors}")
-    dags = {d: bag.get_dag(d) for d in (*ORDER, "bronze_supabase_reconcile")}
+    orders = {p: dag_order(config.product(p)) for p in (products or config.product_ids())}
+    dags = {d: bag.get_dag(d) for order in orders.values() for d in (*order, f"{order[0]}_reconcile")}
     if step != "hour":
         timetable = CronDataIntervalTimetable(STEPS[step][0], timezone="UTC")
-        dags["bronze_supabase"].timetable = timetable
-        for dag_id in ("silver", "gold"):
-            dags[dag_id].timetable = AssetOrTimeSchedule(
-                timetable=timetable, assets=dags[dag_id].timetable.asset_condition
-            )
+        for dag in dags.values():
+            if isinstance(dag.timetable, AssetOrTimeSchedule):
+                dag.timetable = AssetOrTimeSchedule(timetable=timetable, assets=dag.timetable.asset_condition)
+            elif isinstance(dag.timetable, CronDataIntervalTimetable):
+                dag.timetable = timetable
 
     def one(dag_id: str, interval_end: datetime) -> None:
         t0 = time.monotonic()
@@ -96,13 +105,14 @@ def run(start: datetime, end: datetime, step: str = "hour", dag_folder: str | No
             )
         log(f"  {dag_id:24} ok  {time.monotonic() - t0:6.1f}s")
 
-    for n, (s, e) in enumerate(todo, 1):
-        log(f"[{n}/{len(todo)}] [{s:%Y-%m-%d %H:%M}, {e:%Y-%m-%d %H:%M}) UTC")
-        one("bronze_supabase", e)
-        if n == 1:
-            one("bronze_supabase_reconcile", e)
-        one("silver", e)
-        one("gold", e)
+    for product, order in orders.items():
+        for n, (s, e) in enumerate(todo, 1):
+            log(f"{product} [{n}/{len(todo)}] [{s:%Y-%m-%d %H:%M}, {e:%Y-%m-%d %H:%M}) UTC")
+            one(order[0], e)
+            if n == 1:
+                one(f"{order[0]}_reconcile", e)
+            for dag_id in order[1:]:
+                one(dag_id, e)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -110,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--from", dest="start", required=True, help="first interval start (ISO, UTC if no offset)")
     ap.add_argument("--to", dest="end", required=True, help="last interval end (ISO, exclusive)")
     ap.add_argument("--step", choices=sorted(STEPS), default="hour", help="interval width (default: hour)")
+    ap.add_argument("--product", action="append", help="only this product (repeatable; default: every product)")
     ap.add_argument("--local-stack", action="store_true", help="point Airflow at the local stack (.local/)")
     ap.add_argument("--dry-run", action="store_true", help="list the intervals and Airflow's equivalent backfill")
     args = ap.parse_args(argv)
@@ -122,7 +133,11 @@ def main(argv: list[str] | None = None) -> None:
         for s, e in todo:
             print(f"[{s:%Y-%m-%d %H:%M}, {e:%Y-%m-%d %H:%M}) UTC")
         print(f"{len(todo)} interval(s), the data of [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) UTC; on a running "
-              f"Airflow the same hours are:\n  {airflow_command(start, end)}")  # fmt: skip
+              f"Airflow the same hours are (per product):")  # fmt: skip
+        from medallion import config
+
+        for product in args.product or config.product_ids():
+            print(f"  {airflow_command(start, end, f'bronze_{product}')}")
         return
     if args.local_stack:
         from medallion.localstack import Stack
@@ -131,7 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.update(stack.env())
         stack.migrate_airflow()
     t0 = time.monotonic()
-    run(start, end, args.step)
+    run(start, end, args.step, products=args.product)
     print(f"backfill of [{start.isoformat()}, {end.isoformat()}) done in {time.monotonic() - t0:.0f}s", file=sys.stderr)
 
 

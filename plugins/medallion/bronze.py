@@ -24,16 +24,16 @@ def _fail_now(exc: Exception) -> Exception:
     return AirflowFailException(str(exc))
 
 
-def select_tables(requested: list[str] | None, source: str) -> list[str]:
-    """The tables one run loads: the requested ones (validated) or every table of the source."""
+def select_tables(requested: list[str] | None, product: str) -> list[str]:
+    """The tables one run loads: the requested ones (validated) or every table of the product."""
     try:
-        declared = {n: t for n, t in config.tables().items() if t.source == source}
+        declared = config.tables(product)
         if not requested:
             return list(declared)
         unknown = [t for t in requested if t not in declared]
         if unknown:
             raise ConfigError(
-                f"unknown table(s) {', '.join(map(repr, unknown))} for source {source!r}: "
+                f"unknown table(s) {', '.join(map(repr, unknown))} of product {product}: "
                 f"declared tables are {', '.join(sorted(declared))}"
             )
         return [t for t in declared if t in requested]  # declaration order, no duplicates
@@ -58,7 +58,7 @@ def _run_info(context: dict) -> dict:
     return {"dag_id": getattr(dag_run, "dag_id", None), "run_id": getattr(dag_run, "run_id", None)}
 
 
-def load_table(table: str, *, full_refresh: bool, context: dict) -> dict:
+def load_table(product: str, table: str, *, full_refresh: bool, context: dict) -> dict:
     """Replicate one table for the run's data interval; returns the batch summary (XCom).
 
     Every failure reaches the ledger as a 'failed' row (so ops.table_freshness shows it): a batch
@@ -69,7 +69,7 @@ def load_table(table: str, *, full_refresh: bool, context: dict) -> dict:
     context["table"] = table  # shown as the mapped task's name in the UI (map_index_template)
     started = datetime.now(UTC)
     try:
-        spec = config.get_table(table)
+        spec = config.get_table(product, table)
         with ExitStack() as stack:
             src = stack.enter_context(connections.connect_airflow(spec.source_conn_id, "medallion-bronze"))
             wh = stack.enter_context(connections.connect_airflow(config.WAREHOUSE_CONN_ID, "medallion-bronze"))
@@ -85,7 +85,7 @@ def load_table(table: str, *, full_refresh: bool, context: dict) -> dict:
             )
     except Exception as exc:
         if getattr(exc, "failed_batch_id", None) is None:  # not in the ledger yet
-            _record_failed_load(table, full_refresh, context, started, exc)
+            _record_failed_load(product, table, full_refresh, context, started, exc)
         if isinstance(exc, ConfigError):  # includes schema drift: a retry will not fix it
             raise _fail_now(exc) from None
         raise
@@ -102,15 +102,13 @@ def load_table(table: str, *, full_refresh: bool, context: dict) -> dict:
     }
 
 
-def _record_failed_load(table: str, full_refresh: bool, context: dict, started: datetime, exc: BaseException) -> None:
+def _record_failed_load(
+    product: str, table: str, full_refresh: bool, context: dict, started: datetime, exc: BaseException
+) -> None:
     """A 'failed' ledger row for a load that has none, on a fresh warehouse connection."""
     run = _run_info(context)
-    try:
-        spec = config.tables().get(table)
-    except ConfigError:  # the declarations are what failed: name the source after the DAG (bronze_<source>)
-        spec = None
-    dag_id = run.get("dag_id") or ""
-    source = spec.source if spec else (dag_id.removeprefix("bronze_") if dag_id.startswith("bronze_") else "unknown")
+    spec = config.find_table(product, table)  # None when the declarations are what failed
+    source = product
     mode = "full" if spec and spec.mode == "full" else "full_refresh" if full_refresh else "incremental"
     error = replication._first_line(exc)
     try:
@@ -131,11 +129,11 @@ def _record_failed_load(table: str, full_refresh: bool, context: dict, started: 
         log.exception("could not record the failed load of %s in the ledger", table)
 
 
-def reconcile_table(table: str, *, method: str = "versions", context: dict) -> dict:
+def reconcile_table(product: str, table: str, *, method: str = "versions", context: dict) -> dict:
     """Prove one bronze table equals its source and repair what differs (medallion.reconcile)."""
     context["table"] = table
     try:
-        spec = config.get_table(table)
+        spec = config.get_table(product, table)
         with ExitStack() as stack:
             src = stack.enter_context(connections.connect_airflow(spec.source_conn_id, "medallion-reconcile"))
             wh = stack.enter_context(connections.connect_airflow(config.WAREHOUSE_CONN_ID, "medallion-reconcile"))
@@ -156,7 +154,7 @@ def reconcile_method(deep: bool, dag_run=None) -> str:
     return "rows" if deep or (scheduled and logical is not None and logical.hour == DEEP_HOUR) else "versions"
 
 
-def report_reconciliation(results: list[dict], run_id: str | None = None) -> str:
+def report_reconciliation(results: list[dict], run_id: str | None = None, product: str | None = None) -> str:
     """One line per table, logged; emails on-call when a table needed versions appended."""
     from medallion import alerts, outbox
 
@@ -172,7 +170,7 @@ def report_reconciliation(results: list[dict], run_id: str | None = None) -> str
         )
     text = "\n".join(lines)
     log.info("reconciliation summary:\n%s", text)
-    email = alerts.reconciliation_email(done, run_id)
+    email = alerts.reconciliation_email(done, run_id, product)
     if email is not None:
         try:
             outbox.deliver(email, "reconciliation")

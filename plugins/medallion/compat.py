@@ -88,7 +88,7 @@ def apply_all() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The Airflow CLI with the workarounds applied: `python -m medallion.compat dags test bronze_supabase ...`."""
+    """The Airflow CLI with the workarounds applied: `python -m medallion.compat dags test bronze_browser_infra ...`."""
     apply_all()
     from airflow.__main__ import main as airflow_main
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Callable
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Asset, AsyncCallback, DeadlineAlert, DeadlineReference
+from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineReference
 
 from medallion import alerts
-from medallion.config import ConfigError
+from medallion.config import ConfigError, Product
+
+log = logging.getLogger(__name__)
 
 OWNER = "data-platform"
 TIMEZONE = "UTC"
@@ -19,14 +23,14 @@ TIMEZONE = "UTC"
 # (localstack.Stack.start_date), so unpausing never starts a month-long catch-up.
 START_DATE = pendulum.parse(os.environ.get("MEDALLION_START_DATE", "2026-11-01T00:00:00+00:00"))
 
-# One asset per layer: silver runs when bronze has landed, gold when silver has. Named for the tables,
-# not like the DAGs, so lineage reads `bronze_supabase -> bronze_supabase_tables -> silver -> ...`.
-BRONZE_SUPABASE = Asset(name="bronze_supabase_tables", uri="x-medallion://warehouse/bronze_supabase")
-SILVER = Asset(name="silver_tables", uri="x-medallion://warehouse/silver")
-GOLD = Asset(name="gold_tables", uri="x-medallion://warehouse/gold")
 
-# One dbt build on the warehouse at a time (declared in include/airflow/pools.json, config.POOLS_FILE).
-DBT_POOL = "medallion_dbt"
+def asset(layer: str, product: str) -> Asset:
+    """One asset per product and layer: silver_<product> runs when bronze has landed, gold when silver has.
+
+    Named for the tables, not like the DAGs, so lineage reads
+    `bronze_browser_infra -> bronze_browser_infra_tables -> silver_browser_infra -> ...`.
+    """
+    return Asset(name=f"{layer}_{product}_tables", uri=f"x-medallion://warehouse/{layer}_{product}")
 
 
 def _minutes(env: str, default: int) -> timedelta:
@@ -48,9 +52,9 @@ SILVER_DEADLINE = _minutes("MEDALLION_SILVER_DEADLINE_MINUTES", 60)
 GOLD_DEADLINE = _minutes("MEDALLION_GOLD_DEADLINE_MINUTES", 60)
 
 
-def default_args(**overrides) -> dict:
+def default_args(owner: str = OWNER, **overrides) -> dict:
     args = {
-        "owner": OWNER,
+        "owner": owner,
         "retries": 3,
         "retry_delay": timedelta(minutes=1),
         "retry_exponential_backoff": True,
@@ -74,3 +78,65 @@ def deadline(within: timedelta) -> DeadlineAlert:
         interval=within,
         callback=AsyncCallback(alerts.on_deadline_missed, kwargs={"within_minutes": within.total_seconds() / 60}),
     )
+
+
+def generate(layer: str, build: Callable[[Product], list[DAG]], fallback_ids: Callable[[str], list[str]]) -> dict:
+    """One layer's DAGs for every product: `build(product)` makes a product's DAGs.
+
+    A product whose declaration is broken (ConfigError, or anything its DAGs fail on while built) never
+    stops the others: it gets, under each of its `fallback_ids(product)`, a DAG whose only task fails at
+    once with the one-line error, hourly, so on-call gets the FAILED email and the UI shows it red.
+    Returns {dag_id: DAG} for the DAG file's globals.
+    """
+    from medallion import config
+
+    dags: dict[str, DAG] = {}
+    for product_id in config.product_ids():
+        try:
+            built = build(config.product(product_id))
+        except OSError:  # a file every product needs (the dbt manifest): the bundle's import error, not one product's
+            raise
+        except Exception as exc:  # noqa: BLE001 - any broken product must leave the others parsed
+            message = f"product {product_id}: {alerts.first_line(exc)}"
+            log.error("%s DAGs of %s not built: %s", layer, product_id, message)
+            built = [broken_dag(dag_id, product_id, layer, message) for dag_id in fallback_ids(product_id)]
+        dags.update({dag.dag_id: dag for dag in built})
+    return dags
+
+
+def broken_dag(dag_id: str, product_id: str, layer: str, message: str) -> DAG:
+    """A DAG standing for a product whose declaration is broken: its one task fails with the error."""
+    from airflow.sdk import CronTriggerTimetable, task
+    from airflow.sdk.exceptions import AirflowFailException
+
+    doc = f"""
+# {dag_id} — product `{product_id}` cannot be built
+
+Its declaration is broken, so its {layer} DAGs are replaced by this one, whose task fails every hour
+with the error (one FAILED email per problem). Other products are not affected.
+
+**Error**: `{message}`
+
+**When it fails**: fix the file and line the error names (`include/products/{product_id}.yml` or
+`include/dbt/models/staging/{product_id}/_{product_id}__sources.yml`); the DAG processor then
+builds the product's real DAGs.
+"""
+    with DAG(
+        dag_id=dag_id,
+        description=f"BROKEN declaration of product {product_id}: {message}"[:200],
+        schedule=CronTriggerTimetable("0 * * * *", timezone=TIMEZONE),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args=default_args(retries=0),
+        tags=[layer, product_id, "broken"],
+        doc_md=doc,
+    ) as dag:
+
+        @task(task_id="declaration_error")
+        def declaration_error() -> None:
+            """Fails at once: the product's declaration must be fixed (a retry cannot help)."""
+            raise AirflowFailException(message)
+
+        declaration_error()
+    return dag

@@ -162,7 +162,7 @@ class FreshnessUnavailable(RuntimeError):
 def bronze_slas() -> list[Sla]:
     return [
         Sla("bronze", t.source, t.name, t.freshness.warn_after, t.freshness.error_after, t.declared_at)
-        for t in config.tables().values()
+        for t in config.all_tables()
     ]
 
 
@@ -260,13 +260,47 @@ SLA_DECLARATIONS: dict[str, Callable[[], list[Sla]]] = {"bronze": bronze_slas, "
                                                         "gold": gold_slas}  # fmt: skip
 
 
-def catch_up_command(kind: str, source: str, tables: list[str]) -> str:
+def catch_up_command(kind: str, source: str, tables: list[str], product: str | None = None) -> str:
     """The command that brings stale tables of one kind and source up to date."""
     if kind == "bronze":  # a manual run continues each table from its last loaded window up to now
         return f"airflow dags trigger bronze_{source} -c '{json.dumps({'tables': sorted(tables)})}'"
     if kind in ("silver", "gold"):  # a manual run rebuilds the layer from the one below as it is now
-        return f"airflow dags trigger {kind}"
+        product = product or product_of(kind, source)
+        return f"airflow dags trigger {kind}_{product}" if product else f"airflow dags trigger {kind}"
     raise ValueError(f"no catch-up command for kind {kind!r}")
+
+
+def schema_products(manifest: Path | None = None) -> dict[str, str]:
+    """dbt schema -> the product whose models it holds (models/<layer>/<product>/), from the manifest."""
+    try:
+        nodes = json.loads((manifest or MANIFEST).read_text())["nodes"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {n["schema"]: n["fqn"][2] for n in nodes.values() if n["resource_type"] == "model" and len(n["fqn"]) > 3}
+
+
+def product_of(kind: str, source: str) -> str | None:
+    """The product a freshness row belongs to: bronze's source is the product; silver/gold by schema."""
+    return source if kind == "bronze" else schema_products().get(source)
+
+
+def by_product(change: Change) -> dict[str | None, Change]:
+    """A check's news split per product, so each product's on-call gets the email about its tables."""
+    parts: dict[str | None, Change] = {}
+
+    def part(key: tuple[str, str, str]) -> Change:
+        product = product_of(key[0], key[1])
+        return parts.setdefault(product, Change(rows=[], wh=change.wh))
+
+    for row in change.rows:
+        part(row.key).rows.append(row)
+    for row in change.opened:
+        part(row.key).opened.append(row)
+    for row in change.worse:
+        part(row.key).worse.append(row)
+    for rec in change.recovered:
+        part(rec.key).recovered.append(rec)
+    return {product: c for product, c in parts.items() if c.news}
 
 
 # --- the warehouse side ----------------------------------------------------------------------
@@ -588,8 +622,8 @@ def check(strict: bool = True) -> dict:
 
     try:
         with tracking(notified_by="freshness check") as change:
-            if change.news:
-                outbox.enqueue(change.wh, alerts.freshness_email(change), "freshness")
+            for product, news in by_product(change).items():  # one email per product, to its on-call
+                outbox.enqueue(change.wh, alerts.freshness_email(news, product), "freshness")
             gaps = record_gaps(change.wh)
             for key, holes in gaps.opened.items():
                 outbox.enqueue(change.wh, alerts.gap_email(*key, holes), "gap")

@@ -28,9 +28,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
-from medallion import demo_source
-from medallion.config import POOLS_FILE, ROOT
+from medallion import config
+from medallion import demo as generators
+from medallion.config import ROOT
 from medallion.localpg import LocalPostgres, PortTaken, check_port
 
 LOCAL_DIR = Path(os.environ.get("MEDALLION_LOCAL_DIR", ROOT / ".local"))
@@ -42,9 +44,11 @@ PORTS = {
     "MEDALLION_MAIL_PORT": 8025,  # the mail sink's web page
     "MEDALLION_AIRFLOW_PORT": 8080,  # the Airflow UI / REST API of `make airflow`
 }
-# DAGs `make airflow` unpauses: the freshness watchdog and the reconciliation
-RECONCILE_DAG = "bronze_supabase_reconcile"
-WATCHDOG_DAGS = ("freshness", RECONCILE_DAG)
+# DAGs `make airflow` unpauses: the freshness watchdog and every product's reconciliation
+
+
+def watchdog_dags() -> tuple[str, ...]:
+    return ("freshness", *(f"bronze_{p}_reconcile" for p in config.product_ids()))
 
 
 class LocalStackError(RuntimeError):
@@ -78,9 +82,9 @@ class Stack:
         self.warehouse = LocalPostgres(self.base / "pg-warehouse", warehouse_port, port_env="MEDALLION_WAREHOUSE_PORT")
         self.smtp_port = smtp_port
 
-    @property
-    def source_admin_uri(self) -> str:
-        return self.source.uri("source")
+    def source_uri(self, product: str, user: str | None = None) -> str:
+        """The product's Supabase stand-in: a database named like the product on the one source server."""
+        return self.source.uri(product, user=user) if user else self.source.uri(product)
 
     @property
     def warehouse_uri(self) -> str:
@@ -95,11 +99,12 @@ class Stack:
             self.start_mail()
         self.source.start()
         self.warehouse.start()
-        self.source.create_database("source")
         self.warehouse.create_database("warehouse")
         self.warehouse.create_database("airflow")
-        with psycopg.connect(self.source_admin_uri) as conn:
-            demo_source.apply_migrations(conn)
+        for product in generators.products():  # one Supabase stand-in per product that has a demo generator
+            self.source.create_database(product)
+            with psycopg.connect(self.source_uri(product)) as conn:
+                generators.apply_migrations(conn, product)
         return self
 
     def down(self) -> None:
@@ -156,7 +161,7 @@ class Stack:
         pin = self.base / "start_date"
         if not pin.exists():
             self.base.mkdir(parents=True, exist_ok=True)
-            first = demo_source.floor_hour(datetime.now(UTC)) - timedelta(hours=1)
+            first = generators.floor_hour(datetime.now(UTC)) - timedelta(hours=1)
             pin.write_text(first.isoformat() + "\n")
         return pin.read_text().strip()
 
@@ -182,7 +187,8 @@ class Stack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__API__BASE_URL": "http://localhost:8080",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
-            "AIRFLOW_CONN_SUPABASE_SOURCE": self.source.uri("source", user="replicator"),
+            # every product's source connection: its database on the one source server
+            **{f"AIRFLOW_CONN_{p.upper()}_SOURCE": self.source_uri(p, user="replicator") for p in config.product_ids()},
             "AIRFLOW_CONN_WAREHOUSE": self.warehouse_uri,
             "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{self.smtp_port}?disable_ssl=true&disable_tls=true",
             "MEDALLION_ALERT_EMAILS": os.environ.get("MEDALLION_ALERT_EMAILS", "oncall@example.com"),
@@ -206,7 +212,7 @@ class Stack:
     def migrate_airflow(self) -> None:
         """Airflow's metadata schema, then the pools the DAGs use (as docker-compose's airflow-init does)."""
         self.airflow("db", "migrate", quiet=True)
-        self.airflow("pools", "import", str(POOLS_FILE), quiet=True)
+        self.airflow("pools", "import", str(config.write_pools(self.base / "pools.json")), quiet=True)
 
 
 def _listening(port: int) -> bool:
@@ -233,13 +239,18 @@ def mail_pid(base: Path) -> int | None:
     return pid
 
 
-def seed_if_empty(stack: Stack, as_of: datetime, scale: float = 1.0) -> bool:
-    with psycopg.connect(stack.source_admin_uri) as conn:
-        if demo_source.clock(conn) is not None:
-            return False
-        counts = demo_source.seed(conn, as_of, scale=scale)
-    print("seeded source:", ", ".join(f"{t} {n:,}" for t, n in counts.items()))
-    return True
+def seed_if_empty(stack: Stack, as_of: datetime, scale: float = 1.0) -> list[str]:
+    """Seed every product's source that has no data yet (its demo generator); returns those seeded."""
+    seeded = []
+    for product in generators.products():
+        gen = generators.generator(product)
+        with psycopg.connect(stack.source_uri(product)) as conn:
+            if gen.clock(conn) is not None:
+                continue
+            counts = gen.seed(conn, as_of, scale=scale)
+        print(f"seeded {product}:", ", ".join(f"{t} {n:,}" for t, n in counts.items()))
+        seeded.append(product)
+    return seeded
 
 
 BRONZE_REPORT_HEADER = (
@@ -247,41 +258,32 @@ BRONZE_REPORT_HEADER = (
 )
 
 
-def bronze_report(stack: Stack, since: datetime) -> str:
-    """Rows per table read and written since `since` (read/s: rows read per second), and whether
-    bronze's live rows match the source."""
+def bronze_report(stack: Stack, product: str, since: datetime) -> str:
+    """Rows per table of the product read and written since `since` (read/s: rows read per second), and
+    whether bronze's live rows match the source."""
     lines = [BRONZE_REPORT_HEADER]
-    with psycopg.connect(stack.warehouse_uri) as wh, psycopg.connect(stack.source_admin_uri) as src:
+    declared = config.tables(product)
+    with psycopg.connect(stack.warehouse_uri) as wh, psycopg.connect(stack.source_uri(product)) as src:
         batches = wh.execute(
             """select table_name, sum(rows_read), sum(rows_written), sum(rows_read) / nullif(sum(seconds), 0)
-                 from ops.replication_batches where started_at >= %s and status = 'success'
+                 from ops.replication_batches where source = %s and started_at >= %s and status = 'success'
                   and mode <> 'reconcile'
                 group by table_name order by table_name""",
-            (since,),
+            (product, since),
         ).fetchall()
         for table, read, written, rate in batches:
-            n_src = src.execute(f'select count(*) from public."{table}"').fetchone()[0]
-            n_live = wh.execute(f"""select count(*) from (select distinct on (id) _deleted_at
-                                      from bronze_supabase."{table}" order by id, _cursor desc nulls last,
-                                      _loaded_at desc) t where _deleted_at is null""").fetchone()[0]
+            spec = declared[table]
+            n_src = src.execute(sql.SQL("select count(*) from {}").format(
+                sql.Identifier(spec.source_schema, spec.source_table))).fetchone()[0]  # fmt: skip
+            key = sql.SQL(", ").join(map(sql.Identifier, spec.primary_key or ("_cursor",)))
+            n_live = wh.execute(sql.SQL(
+                "select count(*) from (select distinct on ({key}) _deleted_at from {bronze} "
+                "order by {key}, _cursor desc nulls last, _loaded_at desc) t where _deleted_at is null"
+            ).format(key=key, bronze=sql.Identifier(spec.bronze_schema, spec.name))).fetchone()[0]  # fmt: skip
             lines.append(
                 f"{table:22} {read:>12,} {written:>13,} {rate or 0:>10,.0f} {n_src:>12,} {n_live:>12,}  "
                 f"{'yes' if n_src == n_live else 'NO'}"
             )
-    return "\n".join(lines)
-
-
-def kpi_report(stack: Stack, days: int = 7) -> str:
-    """MRR, active organizations and sessions per day from gold, the last `days` days with data."""
-    lines = [f"{'day':10} {'MRR ($)':>12} {'active orgs':>12} {'sessions':>10}"]
-    with psycopg.connect(stack.warehouse_uri) as wh:
-        rows = wh.execute(
-            """select date_day, mrr, active_organizations_1d, sessions_started from gold_metrics.v_daily_kpis
-                order by date_day desc limit %s""",
-            (days,),
-        ).fetchall()
-    for day, mrr, active, sessions in reversed(rows):
-        lines.append(f"{day:%Y-%m-%d} {mrr:>12,.2f} {active:>12,} {sessions:>10,}")
     return "\n".join(lines)
 
 
@@ -356,37 +358,46 @@ def run_interval(dag_id: str, start: datetime | None, end: datetime | None, conf
 
 
 def demo(stack: Stack, scale: float) -> None:
+    """Every product that has a demo generator: seed or advance its source one hour, then bronze,
+    reconciliation, its dbt jobs in order, through Airflow; print bronze vs source and gold numbers."""
+    from medallion.backfill import dag_order
+
     t0 = time.monotonic()
     stack.up(mail=True)
-    print(f"source    {stack.source.uri('source')}\nwarehouse {stack.warehouse_uri}")
+    products = generators.products()
+    print("\n".join(f"source    {stack.source_uri(p)}  ({p})" for p in products))
+    print(f"warehouse {stack.warehouse_uri}")
     stack.start_date()  # pinned before the first run: the interval the demo runs is the schedule's first
-    as_of = demo_source.floor_hour(datetime.now(UTC))
-    if not seed_if_empty(stack, as_of, scale):
-        with psycopg.connect(stack.source_admin_uri) as conn:
-            as_of = demo_source.clock(conn)
-            print(f"source already seeded (clock at {as_of:%Y-%m-%d %H:%M} UTC); advancing it one hour")
-            demo_source.advance(conn, hours=1)
-            as_of = demo_source.clock(conn)
+    seeded = seed_if_empty(stack, generators.floor_hour(datetime.now(UTC)), scale)
     print("migrating Airflow's metadata database ...")
     stack.migrate_airflow()
-    started = datetime.now(UTC)
-    start, end = as_of - timedelta(hours=1), as_of
-    print(f"running bronze_supabase through Airflow for the interval [{start:%Y-%m-%d %H:%M}, {end:%H:%M}) UTC ...")
-    run_dag(stack, "bronze_supabase", start, end)
-    # hard deletes (and anything a load missed) reach bronze through the reconciliation (every 6 h when scheduled)
-    run_dag(stack, RECONCILE_DAG)
-    logs = [stack.base / f"demo-{d}.log" for d in ("bronze_supabase", RECONCILE_DAG)]
-    print(f"\nBronze load and reconciliation (Airflow logs: {', '.join(map(str, logs))})\n")
-    print(bronze_report(stack, started))
-    for dag_id in ("silver", "gold"):  # in order, as the bronze → silver → gold assets chain them
-        t1 = time.monotonic()
-        print(f"\nrunning {dag_id} (dbt via Cosmos) through Airflow for the same interval ...", end=" ", flush=True)
-        run_dag(stack, dag_id, start, end)
-        print(f"done in {time.monotonic() - t1:.0f}s (Airflow log: {stack.base / f'demo-{dag_id}.log'})")
-    print("\nGold KPIs, last 7 days (gold_metrics.v_daily_kpis)\n")
-    print(kpi_report(stack))
+    for product in products:
+        gen = generators.generator(product)
+        with psycopg.connect(stack.source_uri(product)) as conn:
+            as_of = gen.clock(conn)
+            if product not in seeded:  # seeded by an earlier demo: the clock moves on, an hour of changes
+                print(f"{product}: source clock at {as_of:%Y-%m-%d %H:%M} UTC; advancing it one hour")
+                gen.advance(conn, hours=1)
+                as_of = gen.clock(conn)
+        started = datetime.now(UTC)
+        start, end = as_of - timedelta(hours=1), as_of
+        order = dag_order(config.product(product))
+        print(f"\n== {product}: running {order[0]} through Airflow for [{start:%Y-%m-%d %H:%M}, {end:%H:%M}) UTC ...")
+        run_dag(stack, order[0], start, end)
+        # hard deletes (and anything a load missed) reach bronze through the reconciliation
+        run_dag(stack, f"{order[0]}_reconcile")
+        logs = [stack.base / f"demo-{d}.log" for d in (order[0], f"{order[0]}_reconcile")]
+        print(f"\nBronze load and reconciliation of {product} (Airflow logs: {', '.join(map(str, logs))})\n")
+        print(bronze_report(stack, product, started))
+        for dag_id in order[1:]:  # in order, as bronze → silver → gold chain them
+            t1 = time.monotonic()
+            print(f"\nrunning {dag_id} (dbt via Cosmos) through Airflow for the same interval ...", end=" ", flush=True)
+            run_dag(stack, dag_id, start, end)
+            print(f"done in {time.monotonic() - t1:.0f}s (Airflow log: {stack.base / f'demo-{dag_id}.log'})")
+        if hasattr(gen, "gold_report"):
+            with psycopg.connect(stack.warehouse_uri) as wh:
+                print("\n" + gen.gold_report(wh))
     print(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
-    print(NEXT_STEPS.format(web=port("MEDALLION_MAIL_PORT"), maildir=stack.maildir, base=stack.base))
 
 
 NEXT_STEPS = """
@@ -415,15 +426,15 @@ def airflow(stack: Stack) -> None:
     check_port(port("MEDALLION_AIRFLOW_PORT"), "Airflow UI", "MEDALLION_AIRFLOW_PORT")  # before initdb and seeding
     stack.up(mail=True)
     stack.start_date()
-    seed_if_empty(stack, demo_source.floor_hour(datetime.now(UTC)))
+    seed_if_empty(stack, generators.floor_hour(datetime.now(UTC)))
     live = LiveAirflow(stack, port=port("MEDALLION_AIRFLOW_PORT"))
     try:
         print("starting api-server, scheduler, dag-processor, triggerer ...", flush=True)
         live.start()
         print(f"Airflow UI: {live.url}  login: {live.user} / {live.password}  (logs: {live.home / 'logs'})")
         print(f"alert emails: http://127.0.0.1:{port('MEDALLION_MAIL_PORT')}/ (Maildir {stack.maildir})")
-        on = live.unpause_existing(WATCHDOG_DAGS)
-        print(f"unpaused the watchdogs: {', '.join(on) or 'none found'}; bronze_supabase, silver and gold start "
+        on = live.unpause_existing(watchdog_dags())
+        print(f"unpaused the watchdogs: {', '.join(on) or 'none found'}; the bronze, silver and gold DAGs start "
               f"paused (schedules start {stack.start_date()})")  # fmt: skip
         print("Ctrl-C stops every Airflow process (the Postgres servers and the mail sink keep running: "
               "`make down`)", flush=True)  # fmt: skip
@@ -466,7 +477,8 @@ def _command(args: argparse.Namespace) -> None:
     stack = Stack()
     if args.cmd == "up":
         stack.up(mail=True)
-        print(f"source    {stack.source.uri('source')}\nwarehouse {stack.warehouse_uri}")
+        print("\n".join(f"source    {stack.source_uri(p)}" for p in generators.products()))
+        print(f"warehouse {stack.warehouse_uri}")
     elif args.cmd == "down":
         stack.down()
     elif args.cmd == "destroy":

@@ -56,9 +56,9 @@ class AlertsUndelivered(RuntimeError):
 def enqueue(wh: psycopg.Connection, email: Email, kind: str) -> int:
     """Keep an alert in the outbox (in the caller's transaction); returns its message_id."""
     return wh.execute(
-        f"""insert into {OPS_SCHEMA}.alert_outbox_messages (kind, subject, text_body, html_body)
-            values (%s, %s, %s, %s) returning message_id""",
-        (kind, email.subject, email.text, email.html),
+        f"""insert into {OPS_SCHEMA}.alert_outbox_messages (kind, subject, text_body, html_body, product)
+            values (%s, %s, %s, %s, %s) returning message_id""",
+        (kind, email.subject, email.text, email.html, email.product),
     ).fetchone()[0]
 
 
@@ -77,7 +77,7 @@ def drain(wh: psycopg.Connection, only: int | None = None) -> Delivery:
     while True:
         with wh.transaction():
             row = wh.execute(
-                f"""select message_id, subject, text_body, html_body, attempts
+                f"""select message_id, subject, text_body, html_body, attempts, product
                       from {OPS_SCHEMA}.alert_outbox_messages
                      where sent_at is null and next_attempt_at <= now()
                        and (%(only)s::bigint is null or message_id = %(only)s)
@@ -88,9 +88,9 @@ def drain(wh: psycopg.Connection, only: int | None = None) -> Delivery:
             ).fetchone()
             if row is None:
                 return _waiting(wh, done)
-            message_id, subject, text, html, attempts = row
+            message_id, subject, text, html, attempts, product = row
             try:
-                to = alerts.send(alerts.Email(subject=subject, text=text, html=html))
+                to = alerts.send(alerts.Email(subject=subject, text=text, html=html, product=product))
             except Exception as exc:  # SMTP down, refused, no recipients: keep it and say why
                 done.failed.append(subject)
                 done.error = alerts.first_line(exc)
@@ -166,7 +166,7 @@ def send_without_outbox(email: Email, why: str) -> list[str]:
         return alerts.send(email)
     except Exception as exc:
         try:
-            to = ", ".join(alerts.recipients()) or "(no recipients configured)"
+            to = ", ".join(alerts.recipients(email.product)) or "(no recipients configured)"
         except Exception:
             to = "(recipients unreadable)"
         log.error(

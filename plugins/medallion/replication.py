@@ -125,12 +125,12 @@ def source_columns(src: psycopg.Connection, spec: TableSpec) -> list[Column]:
     for a missing table, key or cursor column, and for a type bronze cannot hold."""
     rows = src.execute(
         (SQL_DIR / "replication" / "source_columns.sql").read_text(),
-        {"schema": spec.source_schema, "table": spec.name},
+        {"schema": spec.source_schema, "table": spec.source_table},
     ).fetchall()
     if not rows:
         src.rollback()
         raise ConfigError(
-            f"table {spec.source_schema}.{spec.name} not found in source connection {spec.source_conn_id!r} "
+            f"table {spec.source_schema}.{spec.source_table} not found in source connection {spec.source_conn_id!r} "
             f"(declared at {spec.declared_at})"
         )
     types = _source_types(src, [r[1] for r in rows])
@@ -150,13 +150,13 @@ def source_columns(src: psycopg.Connection, spec: TableSpec) -> list[Column]:
     for col in spec.primary_key:
         if col not in names:
             raise ConfigError(
-                f"primary key column {col!r} not found in source table {spec.source_schema}.{spec.name} "
+                f"primary key column {col!r} not found in source table {spec.source_schema}.{spec.source_table} "
                 f"(declared at {spec.declared_at})"
             )
     for col in spec.cursor_columns:
         if col not in names:
             raise ConfigError(
-                f"cursor column {col!r} not found in source table {spec.source_schema}.{spec.name} "
+                f"cursor column {col!r} not found in source table {spec.source_schema}.{spec.source_table} "
                 f"(declared at {spec.declared_at}; columns: {', '.join(sorted(names))})"
             )
     clash = names & set(METADATA_COLUMNS)
@@ -458,7 +458,7 @@ class Cursor:
             return self
         found = src.execute(
             sql.SQL("select exists (select from {} where {})").format(
-                sql.Identifier(spec.source_schema, spec.name),
+                sql.Identifier(spec.source_schema, spec.source_table),
                 sql.SQL(" and ").join(sql.SQL("{} is null").format(sql.Identifier(c)) for c in self.columns),
             )
         ).fetchone()[0]
@@ -717,7 +717,7 @@ def _select_sql(
     query = sql.SQL("select {cols}, {cursor} from {table}").format(
         cols=sql.SQL(", ").join(exprs.values()),
         cursor=cursor.expr() if cursor else sql.SQL("null::timestamptz"),
-        table=sql.Identifier(spec.source_schema, spec.name),
+        table=sql.Identifier(spec.source_schema, spec.source_table),
     )
     if cursor and windowed and (start is not None or end is not None or cursor.nullable):
         query = sql.SQL("{} where {}").format(query, cursor.predicate(start, end))
@@ -799,7 +799,7 @@ def plan_ids(
     top = src.execute(
         sql.SQL("select greatest({}) from {}").format(
             sql.SQL(", ").join(sql.SQL("max({})").format(sql.Identifier(c)) for c in cursor.columns),
-            sql.Identifier(spec.source_schema, spec.name),
+            sql.Identifier(spec.source_schema, spec.source_table),
         )
     ).fetchone()[0]
     src.rollback()

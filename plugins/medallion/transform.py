@@ -1,6 +1,7 @@
 """Silver and gold: the dbt project as Cosmos task groups, and what their DAG runs share.
 
-The DAG files (`dags/silver.py`, `dags/gold.py`) stay thin: a schedule, params, one task group
+The DAG files (`dags/silver.py`, `dags/gold.py`) stay thin: per product and dbt job (its
+include/products/<product>.yml) a schedule, params, one task group
 built here from the build-time manifest (`include/dbt/target/manifest.json`, no `dbt ls` and no
 connection at parse time), and a last task that publishes the layer's asset.
 
@@ -93,11 +94,6 @@ INVOCATION_MODE = InvocationMode[os.environ.get("MEDALLION_DBT_INVOCATION", "SUB
 EXECUTION_MODE = ExecutionMode[os.environ.get("MEDALLION_DBT_EXECUTION", "WATCHER").upper()]
 MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 PROJECT_NAME = "medallion"
-# The folder is the layer (include/dbt/dbt_project.yml).
-LAYERS: dict[str, tuple[str, ...]] = {
-    "silver": ("path:models/staging", "path:models/core"),
-    "gold": ("path:models/marts", "path:models/metrics"),
-}
 
 
 class ManifestMissing(FileNotFoundError):
@@ -125,11 +121,10 @@ def _model_name(node) -> str:
     return node.name
 
 
-def schedule(upstream: Asset) -> AssetOrTimeSchedule:
-    """Run when the upstream layer has landed, and hourly with a real data interval (backfills)."""
-    return AssetOrTimeSchedule(
-        timetable=CronDataIntervalTimetable("0 * * * *", timezone=dagkit.TIMEZONE), assets=[upstream]
-    )
+def schedule(cron: str, upstream: Asset | None = None) -> AssetOrTimeSchedule | CronDataIntervalTimetable:
+    """On `cron` with a real data interval (backfills by date range), and when the upstream layer has landed."""
+    timetable = CronDataIntervalTimetable(cron, timezone=dagkit.TIMEZONE)
+    return AssetOrTimeSchedule(timetable=timetable, assets=[upstream]) if upstream is not None else timetable
 
 
 def params() -> dict[str, Param]:
@@ -298,10 +293,14 @@ class LayerTests(DbtTestLocalOperator):
         return super().execute(context, **kwargs)
 
 
-def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
-    """The layer's models as tasks, built with their tests by one `dbt build` (WATCHER), and `tests`."""
+def dbt_task_group(select: tuple[str, ...] | list[str], pool: str, group_id: str = "dbt") -> DbtTaskGroup:
+    """A dbt job's models as tasks, built with their tests by one `dbt build` (WATCHER), and `tests`.
+
+    `select`: the job's dbt selection (include/products/<product>.yml); `pool`: the product's pool
+    (one build of a product at a time, other products side by side).
+    """
     require_manifest()
-    select = list(LAYERS[layer])
+    select = list(select)
     watcher = EXECUTION_MODE == ExecutionMode.WATCHER
     operator_args = {"env": DBT_ENV, "full_refresh": "{{ params.full_refresh }}", "install_deps": False}
     group = DbtTaskGroup(
@@ -347,9 +346,10 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
     # TestBehavior.NONE makes Cosmos leave the tests out of the build (`--resource-type model ...`):
     # they stay in it, so each model's tests run right after it and a failing one stops its children.
     producer.dbt_cmd_flags = without_option(producer.dbt_cmd_flags or [], "--resource-type")
-    # Silver and gold both fire hourly and on assets; one build at a time, so a gold build never
-    # reads silver tables while a silver build replaces them (sensors only poll: not in the pool).
-    producer.pool = dagkit.DBT_POOL
+    # Silver and gold both fire on schedules and on assets; one build of a product at a time, so a
+    # gold build never reads silver tables while a silver build replaces them (sensors only poll: not
+    # in the pool). Each product has its own pool: independent products build side by side.
+    producer.pool = pool
     producer.on_execute_callback = [_forget_last_runs_test_results]
     # Sensors wait on the producer's build. Making them its downstream (whatever its outcome, like
     # Cosmos' DbtDag does) lets dag.test(), which runs one task at a time, run the build first.
@@ -369,7 +369,7 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
         select=layer_select,
         indirect_selection=TestIndirectSelection.CAUTIOUS.value,
         emit_datasets=False,
-        pool=dagkit.DBT_POOL,  # its rerun reads tables a build of the other layer may be replacing
+        pool=pool,  # its rerun reads tables a build of the other layer may be replacing
         trigger_rule="all_done",  # after the build and every model's sensor (retries included), whatever their outcome
         env=DBT_ENV,
         install_deps=False,

@@ -39,12 +39,23 @@
     }) }}
 {%- endmacro %}
 
-{# meta.replication.lookback_minutes of a source table (table level overrides source level). #}
+{#
+    meta.replication.lookback_minutes of a source table (table level overrides source level).
+    `bronze` is the source table itself, or a staging model over one (stg_<product>__<table>_changes:
+    only staging reads bronze): then the source it selects from.
+#}
 {% macro source_lookback_minutes(bronze) -%}
-    {%- set found = namespace(minutes=15) -%}
+    {%- set found = namespace(minutes=15, sources=[]) -%}
     {%- if execute and bronze is not none -%}
-        {%- for node in graph.sources.values() -%}
-            {%- if node.schema == bronze.schema and node.identifier == bronze.identifier -%}
+        {%- for node in graph.nodes.values() -%}
+            {%- if node.resource_type == 'model' and node.schema == bronze.schema and node.alias == bronze.identifier -%}
+                {%- for dep in node.depends_on.nodes if dep.startswith('source.') -%}
+                    {%- do found.sources.append(dep) -%}
+                {%- endfor -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- for uid, node in graph.sources.items() -%}
+            {%- if (node.schema == bronze.schema and node.identifier == bronze.identifier) or uid in found.sources -%}
                 {%- set source_level = (node.source_meta or {}).get('replication', {}) -%}
                 {%- set table_level = (node.meta or {}).get('replication', {}) -%}
                 {%- set found.minutes = table_level.get('lookback_minutes', source_level.get('lookback_minutes', 15)) -%}

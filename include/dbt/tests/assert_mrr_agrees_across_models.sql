@@ -1,6 +1,6 @@
 -- MRR is computed in three places from one rule (fct_subscription + macro mrr_counts_on):
--- per organization-day (metric_spine_daily -> v_mrr), per day (fct_growth_daily) and per
--- organization-month (fct_monthly_revenue). They must agree wherever they meet.
+-- per organization-day (metric_spine_daily -> v_mrr), per day (agg_growth_daily) and per
+-- organization-month (agg_monthly_revenue). They must agree wherever they meet.
 with
 
 v_mrr as (
@@ -11,13 +11,13 @@ v_mrr as (
 
 growth as (
 
-    select * from {{ ref('fct_growth_daily') }}
+    select * from {{ ref('agg_growth_daily') }}
 
 ),
 
 revenue as (
 
-    select * from {{ ref('fct_monthly_revenue') }}
+    select * from {{ ref('agg_monthly_revenue') }}
 
 ),
 

@@ -12,7 +12,7 @@ alter table ops.replication_batches add column if not exists window_end_id bigin
 -- altered (`using column::new_type`), and the views recreated in dependency order. Readers wait
 -- on the locks and then see the new definitions; nothing is ever missing. The bronze load calls
 -- it to widen columns; on-call runs it for a drift the load cannot follow:
---     select ops.alter_column_type('bronze_supabase.browser_sessions', 'keep_alive', 'text');
+--     select ops.alter_column_type('bronze_browser_infra.browser_sessions', 'keep_alive', 'text');
 -- Returns the number of views recreated. Materialized views are refused (recreating one means
 -- recomputing it): the error names them.
 create or replace function ops.alter_column_type(target regclass, col name, new_type text)
