@@ -343,7 +343,9 @@ def test_first_load_leaves_statistics_so_the_next_merge_reads_only_the_window(db
     first = load(s, dbs, AS_OF - HOUR, AS_OF)
     assert first.path == "direct"
     with dbs.wh() as wh:
-        tuples = wh.execute("select reltuples from pg_class where oid = 'bronze_browser_infra.browser_sessions'::regclass")
+        tuples = wh.execute(
+            "select reltuples from pg_class where oid = 'bronze_browser_infra.browser_sessions'::regclass"
+        )
         assert tuples.fetchone()[0] == first.rows_written
         correlation = wh.execute(
             "select correlation from pg_stats "
