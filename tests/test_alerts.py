@@ -492,8 +492,8 @@ def test_a_gold_table_behind_its_sla_sends_one_email_then_nothing_then_one_when_
         f"covers until {covered_until:%Y-%m-%d} 00:00 UTC (",
         "SLA: warn after 4h, error after 8h",
         "Gold is rebuilt from silver, silver from bronze",
-        "/dags/gold/runs",
-        "airflow dags trigger gold",
+        "/dags/gold_browser_infra/runs",
+        "airflow dags trigger gold_browser_infra",
     )
     assert "bronze_browser_infra -c" not in mail.text, "no bronze table is stale: no bronze catch-up command"
     row = freshness_row(stack, "gold", "agg_daily_sessions")
@@ -535,7 +535,7 @@ def test_a_gold_table_never_built_or_not_measurable_reads_as_stale_and_says_why(
         "no rows: gold_marts.agg_monthly_revenue is empty",
         "cannot measure: gold_marts.agg_ops_daily has no column date_day (meta.covered_by)",
         "cannot measure gold_marts.agg_org_daily: division by zero",
-        "airflow dags trigger gold",
+        "airflow dags trigger gold_browser_infra",
     )
     row = freshness_row(stack, "gold", "agg_growth_daily")
     assert (row["last_load_at"], row["age"], row["status"]) == (None, None, "error")
