@@ -130,6 +130,7 @@ def main() -> None:
             t0 = time.perf_counter()
             for layer in ("silver", "gold"):
                 cmd = [transform.DBT_EXECUTABLE, "build", "--select", *transform.LAYERS[layer],
+                       "--exclude", *transform.LAYER_EXCLUDE,
                        "--indirect-selection", "cautious",
                        "--profiles-dir", str(DBT_PROJECT_DIR), "--project-dir", str(DBT_PROJECT_DIR),
                        "--target-path", str(base / "dbt-target"), "--log-path", str(base / "dbt-logs"),

@@ -98,6 +98,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "silver": ("path:models/staging", "path:models/core"),
     "gold": ("path:models/marts", "path:models/metrics"),
 }
+# Products whose models sit in these folders but are not built by the silver/gold DAGs (yet): the
+# product-analytics models (models/*/product_analytics/) until issue 11 gives each product its DAGs.
+LAYER_EXCLUDE: tuple[str, ...] = ("tag:product_analytics",)
 
 
 class ManifestMissing(FileNotFoundError):
@@ -308,6 +311,7 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             select=select,
+            exclude=list(LAYER_EXCLUDE),
             # WATCHER: a sensor per model; the tests run in the producer's build (below), their
             # verdict is the `tests` task. LOCAL (benchmark only): a `dbt build` task per model.
             test_behavior=TestBehavior.NONE if watcher else TestBehavior.BUILD,
@@ -320,6 +324,7 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
     producer = group.children[f"{group_id}.{PRODUCER_WATCHER_TASK_ID}"]
     layer_select = "{{ medallion_selection('" + " ".join(select) + "', params.select) }}"
     producer.select = layer_select
+    producer.exclude = " ".join(LAYER_EXCLUDE)
     # TestBehavior.NONE makes Cosmos leave the tests out of the build (`--resource-type model ...`):
     # they stay in it, so each model's tests run right after it and a failing one stops its children.
     producer.dbt_cmd_flags = without_option(producer.dbt_cmd_flags or [], "--resource-type")
@@ -343,6 +348,7 @@ def dbt_task_group(layer: str, group_id: str = "dbt") -> DbtTaskGroup:
         dbt_executable_path=DBT_EXECUTABLE,
         invocation_mode=INVOCATION_MODE,
         select=layer_select,
+        exclude=" ".join(LAYER_EXCLUDE),
         indirect_selection=TestIndirectSelection.CAUTIOUS.value,
         emit_datasets=False,
         pool=dagkit.DBT_POOL,  # its rerun reads tables a build of the other layer may be replacing

@@ -1,0 +1,1 @@
+"""Demo data generators: one module per product, each a deterministic stand-in for its Supabase database."""
