@@ -191,23 +191,25 @@ def differences(wh: psycopg.Connection, schema: str, model: str) -> tuple[int, i
 
 @pytest.mark.slow
 def test_a_three_day_backfill_interval_by_interval_equals_a_full_refresh(stack, analytics_template):
-    """Three days in 6-hour intervals, events arriving between runs (sessions continuing across the
-    boundary, late and redelivered events), each run incremental; then a full refresh of the same bronze."""
+    """Three days, interval by interval as a backfill then the schedule would run them (11 x 6 hours, 5 x 1 hour,
+    12 x 5 minutes), events arriving between runs (sessions continuing across the boundary, late and
+    redelivered events), each silver run incremental; then a full refresh of the same bronze must agree."""
     dbs = AnalyticsDbs(stack, analytics_template)
     load_bronze(dbs.replicator_uri, dbs.wh_uri, None, AS_OF)
     dbt("run", f"{SILVER} {GOLD}", dbs.wh_uri)
-    step, boundaries = timedelta(hours=6), []
-    start = AS_OF
-    for _ in range(12):
+    steps = [timedelta(hours=6)] * 11 + [timedelta(hours=1)] * 5 + [timedelta(minutes=5)] * 12
+    assert sum(steps, timedelta()) == timedelta(days=3)
+    boundaries, start = [], AS_OF
+    for step in steps:
         with dbs.src() as src:
-            generator.advance(src, minutes=360, events=2_500)
+            generator.advance(src, minutes=step.total_seconds() / 60, events=max(40, int(step.total_seconds() / 9)))
         end = start + step
         load_bronze(dbs.replicator_uri, dbs.wh_uri, start, end)
-        proc = dbt("run", SILVER, dbs.wh_uri, start, end)
-        assert "user_sessions" in proc.stdout
+        log = dbt("run", SILVER, dbs.wh_uri, start, end)
+        assert "user_sessions" in log
         boundaries.append(end)
         start = end
-    dbt("build", GOLD, dbs.wh_uri, start - step, start)
+    dbt("build", GOLD, dbs.wh_uri, start - steps[-1], start)
     dbt("test", f"{SILVER} {GOLD}", dbs.wh_uri)
     with dbs.wh() as wh:
         spans = wh.execute(
