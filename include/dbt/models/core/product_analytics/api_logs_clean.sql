@@ -39,7 +39,7 @@ final as (
         user_id,
 
         -- request
-        http_method as method,
+        http_method as method,  -- noqa: RF04
         endpoint_path as endpoint,
         endpoint like '%?%' as has_query_string,
 

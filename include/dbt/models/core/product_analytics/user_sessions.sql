@@ -80,7 +80,7 @@ sessions as (
         (array_agg(page order by created_at, event_id) filter (where page is not null))[1] as entry_page,
         (array_agg(page order by created_at desc, event_id desc) filter (where page is not null))[1]
             as exit_page,
-        (array_agg(source order by created_at, event_id))[1] as source
+        (array_agg(source order by created_at, event_id))[1] as source  -- noqa: RF04
     from numbered
     group by user_id, session_number
 

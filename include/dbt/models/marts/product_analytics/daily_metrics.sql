@@ -25,7 +25,7 @@ first_sessions as (
 session_days as (
 
     select
-        sessions.session_date as date,
+        sessions.session_date as date,  -- noqa: RF04
         count(distinct sessions.user_id) as active_users,
         count(distinct sessions.user_id) filter (
             where first_sessions.first_session_date = sessions.session_date
@@ -42,7 +42,7 @@ session_days as (
 event_days as (
 
     select
-        event_date as date,
+        event_date as date,  -- noqa: RF04
         count(*) as total_events,
         count(*) filter (where is_valid) as valid_events,
         round(avg(quality_score), 4) as avg_quality_score
@@ -54,7 +54,7 @@ event_days as (
 revenue_days as (
 
     select
-        transaction_date as date,
+        transaction_date as date,  -- noqa: RF04
         sum(amount) filter (where status = 'succeeded') as total_revenue,
         count(*) filter (where status = 'succeeded') as successful_transactions,
         count(distinct user_id) filter (where status = 'succeeded') as paying_users
@@ -67,7 +67,7 @@ revenue_days as (
 api_days as (
 
     select
-        log_date as date,
+        log_date as date,  -- noqa: RF04
         count(*) as api_requests,
         count(*) filter (where is_server_error) as api_server_errors
     from {{ ref('api_logs_clean') }}

@@ -56,9 +56,9 @@ event_stats as (
     from windows
     left join {{ ref('events_clean') }} as events
         on
-            events.created_at >= windows.window_start
-            and events.created_at < windows.window_end
-            and events.is_valid
+        windows.window_start <= events.created_at
+        and windows.window_end > events.created_at
+        and events.is_valid
     group by windows.time_period, windows.which
 
 ),
@@ -73,8 +73,8 @@ session_stats as (
     from windows
     left join {{ ref('user_sessions') }} as sessions
         on
-            sessions.started_at >= windows.window_start
-            and sessions.started_at < windows.window_end
+        windows.window_start <= sessions.started_at
+        and windows.window_end > sessions.started_at
     group by windows.time_period, windows.which
 
 ),
@@ -84,16 +84,16 @@ revenue_stats as (
     select
         windows.time_period,
         windows.which,
-        coalesce(sum(transactions.amount), 0) as revenue,
-        count(transactions.transaction_id) as transactions
+        coalesce(sum(charges.amount), 0) as revenue,
+        count(charges.transaction_id) as transactions_count
     from windows
-    left join {{ ref('transactions_validated') }} as transactions
+    left join {{ ref('transactions_validated') }} as charges
         on
-            transactions.created_at >= windows.window_start
-            and transactions.created_at < windows.window_end
-            and transactions.is_valid
-            and not transactions.is_duplicate
-            and transactions.status = 'succeeded'
+        windows.window_start <= charges.created_at
+        and windows.window_end > charges.created_at
+        and charges.is_valid
+        and not charges.is_duplicate
+        and charges.status = 'succeeded'
     group by windows.time_period, windows.which
 
 ),
@@ -104,16 +104,16 @@ api_stats as (
         windows.time_period,
         windows.which,
         round(
-            100.0 * count(logs.log_id) filter (where logs.is_server_error)
-            / nullif(count(logs.log_id), 0),
+            100.0 * count(api_logs.log_id) filter (where api_logs.is_server_error)
+            / nullif(count(api_logs.log_id), 0),
             2
         ) as api_error_rate,
-        round(avg(logs.response_time_ms) filter (where logs.is_valid), 2) as avg_response_time
+        round(avg(api_logs.response_time_ms) filter (where api_logs.is_valid), 2) as avg_response_time
     from windows
-    left join {{ ref('api_logs_clean') }} as logs
+    left join {{ ref('api_logs_clean') }} as api_logs
         on
-            logs.created_at >= windows.window_start
-            and logs.created_at < windows.window_end
+        windows.window_start <= api_logs.created_at
+        and windows.window_end > api_logs.created_at
     group by windows.time_period, windows.which
 
 ),
@@ -128,7 +128,7 @@ stats as (
         session_stats.sessions,
         session_stats.avg_session_duration,
         revenue_stats.revenue,
-        revenue_stats.transactions,
+        revenue_stats.transactions_count,
         api_stats.api_error_rate,
         api_stats.avg_response_time
     from event_stats
@@ -143,55 +143,55 @@ stats as (
 
 metrics as (
 
-select
-    stats.time_period,
-    stats.which,
-    metric.metric_name,
-    metric.metric_unit,
-    metric.metric_value
-from stats
-cross join lateral (
-    values
-    ('active_users', 'users', stats.active_users::numeric),
-    ('events', 'events', stats.events::numeric),
-    ('sessions', 'sessions', stats.sessions::numeric),
-    ('avg_session_duration', 'seconds', stats.avg_session_duration),
-    ('revenue', 'USD', stats.revenue),
-    ('transactions', 'transactions', stats.transactions::numeric),
-    ('api_error_rate', 'percent', stats.api_error_rate),
-    ('avg_api_response_time', 'ms', stats.avg_response_time)
-) as metric (metric_name, metric_unit, metric_value)
+    select
+        stats.time_period,
+        stats.which,
+        metric.metric_name,
+        metric.metric_unit,
+        metric.metric_value
+    from stats
+    cross join lateral (
+        values
+        ('active_users', 'users', stats.active_users::numeric),
+        ('events', 'events', stats.events::numeric),
+        ('sessions', 'sessions', stats.sessions::numeric),
+        ('avg_session_duration', 'seconds', stats.avg_session_duration),
+        ('revenue', 'USD', stats.revenue),
+        ('transactions', 'transactions', stats.transactions_count::numeric),
+        ('api_error_rate', 'percent', stats.api_error_rate),
+        ('avg_api_response_time', 'ms', stats.avg_response_time)
+    ) as metric (metric_name, metric_unit, metric_value)
 
 ),
 
 final as (
 
-select
-    current_period.metric_name,
-    current_period.metric_value,
-    current_period.metric_unit,
-    current_period.time_period,
-    periods.period_start,
-    periods.period_end,
-    previous_period.metric_value as previous_value,
-    round(
-        100 * (current_period.metric_value - previous_period.metric_value)
-        / nullif(previous_period.metric_value, 0), 2
-    ) as change_percentage,
-    case
-        when previous_period.metric_value is null or previous_period.metric_value = 0
-            or current_period.metric_value is null then 'flat'
-        when current_period.metric_value > previous_period.metric_value * 1.01 then 'up'
-        when current_period.metric_value < previous_period.metric_value * 0.99 then 'down'
-        else 'flat'
-    end as trend
-from metrics as current_period
-inner join metrics as previous_period
-    on current_period.metric_name = previous_period.metric_name
-    and current_period.time_period = previous_period.time_period
-    and previous_period.which = 'previous'
-inner join periods on current_period.time_period = periods.time_period
-where current_period.which = 'current'
+    select
+        current_period.metric_name,
+        current_period.metric_value,
+        current_period.metric_unit,
+        current_period.time_period,
+        periods.period_start,
+        periods.period_end,
+        previous_period.metric_value as previous_value,
+        round(
+            100 * (current_period.metric_value - previous_period.metric_value)
+            / nullif(previous_period.metric_value, 0), 2
+        ) as change_percentage,
+        case
+            when previous_period.metric_value is null or previous_period.metric_value = 0
+                or current_period.metric_value is null then 'flat'
+            when current_period.metric_value > previous_period.metric_value * 1.01 then 'up'
+            when current_period.metric_value < previous_period.metric_value * 0.99 then 'down'
+            else 'flat'
+        end as trend
+    from metrics as current_period
+    inner join metrics as previous_period
+        on current_period.metric_name = previous_period.metric_name
+        and current_period.time_period = previous_period.time_period
+        and previous_period.which = 'previous'
+    inner join periods on current_period.time_period = periods.time_period
+    where current_period.which = 'current'
 
 )
 

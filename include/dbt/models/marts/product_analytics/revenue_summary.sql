@@ -13,7 +13,7 @@ transactions as (
 final as (
 
     select
-        transaction_date as date,
+        transaction_date as date,  -- noqa: RF04
         coalesce(sum(amount) filter (where is_valid and not is_duplicate and status = 'succeeded'), 0)
             as total_revenue,
         count(*) filter (where is_valid and not is_duplicate) as total_transactions,

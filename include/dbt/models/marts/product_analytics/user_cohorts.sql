@@ -44,17 +44,17 @@ revenue as (
 
     select
         cohort_of.cohort_month,
-        sum(transactions.amount) as total_revenue
-    from {{ ref('transactions_validated') }} as transactions
-    inner join cohort_of on transactions.user_id = cohort_of.user_id
-    where transactions.is_valid and not transactions.is_duplicate and transactions.status = 'succeeded'
+        sum(charges.amount) as total_revenue
+    from {{ ref('transactions_validated') }} as charges
+    inner join cohort_of on charges.user_id = cohort_of.user_id
+    where charges.is_valid and not charges.is_duplicate and charges.status = 'succeeded'
     group by cohort_of.cohort_month
 
 ),
 
 last_month as (
 
-    select max(activity_month) as month from sessions
+    select max(activity_month) as activity_month from sessions
 
 ),
 
@@ -79,13 +79,13 @@ final as (
         cohorts.month_1_users,
         cohorts.month_2_users,
         cohorts.month_3_users,
-        case when cohorts.cohort_month + interval '1 month' <= last_month.month
+        case when cohorts.cohort_month + interval '1 month' <= last_month.activity_month
                 then {{ ratio('cohorts.month_1_users', 'cohorts.month_0_users') }}
         end as month_1_retention,
-        case when cohorts.cohort_month + interval '2 months' <= last_month.month
+        case when cohorts.cohort_month + interval '2 months' <= last_month.activity_month
                 then {{ ratio('cohorts.month_2_users', 'cohorts.month_0_users') }}
         end as month_2_retention,
-        case when cohorts.cohort_month + interval '3 months' <= last_month.month
+        case when cohorts.cohort_month + interval '3 months' <= last_month.activity_month
                 then {{ ratio('cohorts.month_3_users', 'cohorts.month_0_users') }}
         end as month_3_retention,
         coalesce(revenue.total_revenue, 0) as total_revenue,

@@ -17,7 +17,7 @@ final as (
         entity_id,
 
         -- attributes
-        lower(trim(action)) as action,
+        lower(trim(action)) as action,  -- noqa: RF04
         lower(trim(entity_type)) as entity_type,
         properties,
         source,
