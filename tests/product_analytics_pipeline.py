@@ -71,7 +71,7 @@ def dbt(
     target = target or Path(tempfile.gettempdir()) / f"medallion-dbt-{dbname}"
     cli = [command, "--select", *select.split(), "--project-dir", str(project), "--profiles-dir", str(project),
            "--target-path", str(target), "--log-path", str(target / "logs"), "--log-level-file", "none",
-           "--log-format", "text", *args]  # fmt: skip
+           "--log-format", "text", "--quiet", *args]  # fmt: skip
     lines: list[str] = []
     saved = os.environ.copy()
     os.environ.update(dbt_env(wh_uri, start, end))

@@ -66,6 +66,21 @@ class Inbox:
         return taken
 
 
+@pytest.fixture(scope="module", autouse=True)
+def browser_infra_only():
+    """These tests check the browser-infra product alone (the `source` database its DAGs load): other
+    products' tables and marts are declared too but never loaded here, so every check would call them
+    stale. Scope the declarations to it until freshness is checked per product (issue 11)."""
+    patch = pytest.MonkeyPatch()
+    tables, gold_slas = config.tables, freshness.gold_slas
+    patch.setattr(config, "tables", lambda: {n: t for n, t in tables().items() if t.source == "supabase"})
+    scoped_gold = lambda *a, **kw: [s for s in gold_slas(*a, **kw) if s.source == "gold_marts"]  # noqa: E731
+    patch.setattr(freshness, "gold_slas", scoped_gold)
+    patch.setitem(freshness.SLA_DECLARATIONS, "gold", scoped_gold)
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="module")
 def inbox():
     from aiosmtpd.controller import Controller

@@ -14,8 +14,9 @@ Dirty rows, on purpose (what the silver rules in include/dbt/models/core/product
                     twice (new id, same external_id: silver flags it is_duplicate)
   api_logs_raw      null endpoint, negative response times, lower-case methods, status code 0
 
-Scale 1 = 100k events (plus ~10k API logs, ~5k user actions, ~1.5k transactions); `--events N`
-sets the event count directly (10M takes about a minute per 1M... see README numbers).
+Scale 1 = 100k events (plus ~10k API logs, ~5k user actions, ~3k transactions); `--events N`
+sets the event count directly, up to 10M (binary COPY from a second connection while the next day
+is generated: ~80k rows/s measured on a 2-core machine, `bench/analytics_bench.py` prints it).
 
     python -m medallion.demo.product_analytics --dsn postgresql://... seed [--scale 1 | --events N]
     python -m medallion.demo.product_analytics --dsn postgresql://... advance --minutes 5 [--events N]
@@ -156,7 +157,7 @@ class _Gen:
                 at,
             )
         if paid_at is not None or rng.random() < 0.05:
-            self.transaction(uid, paid_at or at if at < self.until else start)
+            self.transaction(uid, paid_at or (at if at < self.until else start))
 
     def event(self, etype, uid, sid, props: str, source: str, at: datetime, latency: timedelta | None = None):
         ingested = at + (latency if latency is not None else self.latency())
