@@ -43,16 +43,25 @@
 {%- endmacro %}
 
 {#
-    Post-hook of a staging view over an append-only bronze table: the btree index the view's
-    latest-version lookup (newer.id = latest.id) needs, so an incremental run that reads a few
-    thousand new rows probes the key instead of hashing the whole table. Bronze only has a BRIN on
-    _cursor (plugins/medallion/replication.py); `if not exists` makes it a catalog lookup after
-    the first run. The first run builds it (seconds at 10M rows) under a lock that briefly
-    queues that table's replication.
+    Post-hook of a staging view over an append-only bronze table: the btree indexes an incremental
+    run's reads need, so a run that reads a few thousand new rows costs the same at 10M rows in
+    bronze as at 1M (bench/analytics_bench.py):
+      - (key, _cursor, _loaded_at): the view's latest-version lookup (newer.id = latest.id) probes
+        the key instead of hashing the whole table;
+      - (_cursor): the interval's rows (`_cursor >= start - lookback`). Bronze only has a BRIN on
+        _cursor (plugins/medallion/replication.py), whose block ranges are summarised later by
+        autovacuum: right after a large load the planner could only scan the whole table;
+      - each column of `also`: other lookups of the incremental path (transactions by external_id).
+    `if not exists` makes them a catalog lookup after the first run. The first run builds them
+    (seconds at 10M rows) under a lock that briefly queues that table's replication.
 #}
-{% macro ensure_bronze_key_index(relation, key_columns=['id']) -%}
+{% macro ensure_bronze_indexes(relation, key_columns=['id'], also=[]) -%}
     create index if not exists {{ relation.identifier }}__key_cursor
-    on {{ relation }} ({{ key_columns | join(', ') }}, _cursor, _loaded_at)
+    on {{ relation }} ({{ key_columns | join(', ') }}, _cursor, _loaded_at);
+    create index if not exists {{ relation.identifier }}__cursor on {{ relation }} (_cursor)
+    {%- for column in also %};
+    create index if not exists {{ relation.identifier }}__{{ column }} on {{ relation }} ({{ column }})
+    {%- endfor %}
 {%- endmacro %}
 
 {#

@@ -1,4 +1,8 @@
-{{ config(post_hook="{{ ensure_bronze_key_index(source('product_analytics', 'transactions_raw')) }}") }}
+{{
+    config(
+        post_hook="{{ ensure_bronze_indexes(source('product_analytics', 'transactions_raw'), also=['external_id']) }}"
+    )
+}}
 
 with
 

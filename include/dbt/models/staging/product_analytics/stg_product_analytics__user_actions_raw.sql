@@ -1,4 +1,4 @@
-{{ config(post_hook="{{ ensure_bronze_key_index(source('product_analytics', 'user_actions_raw')) }}") }}
+{{ config(post_hook="{{ ensure_bronze_indexes(source('product_analytics', 'user_actions_raw')) }}") }}
 
 with
 
