@@ -56,10 +56,11 @@ test: lint manifest browser  ## lint, then the whole suite (what CI runs)
 test-fast: venv manifest  ## everything but the end-to-end Airflow/dbt runs
 	$(BIN)/python -m pytest -m "not slow"
 
-bench: venv manifest  ## replication vs a psql binary COPY pipe; reconciliation vs count(*); silver+gold via Airflow vs bare dbt build
+bench: venv manifest  ## replication vs a psql binary COPY pipe; reconciliation vs count(*); silver+gold via Airflow vs bare dbt build; analytics silver at 1M vs 10M events
 	$(BIN)/python bench/copy_bench.py
 	$(BIN)/python bench/reconcile_bench.py
 	$(BIN)/python bench/transform_bench.py
+	$(BIN)/python bench/analytics_bench.py
 
 backfill: venv manifest  ## bronze -> silver -> gold for the intervals of [FROM, TO) on the local stack (STEP=hour|day, DRY=1 lists them)
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day] [DRY=1] [PRODUCT=p]"; exit 2; }
