@@ -22,7 +22,7 @@ GOLD_MODELS = ["daily_metrics", "user_cohorts", "revenue_summary", "kpi_dashboar
 
 
 def specs() -> list[config.TableSpec]:
-    return [s for s in config.load_tables().values() if s.source == PRODUCT]
+    return list(config.tables(PRODUCT).values())
 
 
 def load_bronze(src_uri: str, wh_uri: str, start: datetime | None = None, end: datetime | None = None) -> dict:
