@@ -76,8 +76,11 @@ def browser_infra_only():
     patch.setattr(config, "all_tables", lambda: [t for t in all_tables() if t.source == "browser_infra"])
     for kind, declare in list(freshness.SLA_DECLARATIONS.items()):
         if kind != "bronze":
-            scoped = lambda declare=declare: [s for s in declare() if "product_analytics" not in s.source]  # noqa: E731
+            scoped = lambda *a, declare=declare, **kw: [  # noqa: E731
+                s for s in declare(*a, **kw) if "product_analytics" not in s.source
+            ]
             patch.setitem(freshness.SLA_DECLARATIONS, kind, scoped)
+            patch.setattr(freshness, f"{kind}_slas", scoped)
     yield
     patch.undo()
 
