@@ -64,6 +64,15 @@ def stack_env(stack, **extra) -> dict[str, str]:
 def local_airflow(airflow_db):
     stack = airflow_db
     reset_connection_databases(stack, source_template=None)
+    # The metadata DB is the session's: runs of bronze left by earlier modules (test_live_airflow's
+    # scheduled and backfill runs) would move where the scheduler continues. Start from no history.
+    from airflow.api.common.delete_dag import delete_dag
+    from airflow.exceptions import DagNotFound
+
+    try:
+        delete_dag("bronze_browser_infra")
+    except DagNotFound:
+        pass
     with psycopg.connect(stack.source.uri("browser_infra")) as conn:
         demo_source.seed(conn, NOW, scale=0.3)
     ports = {"MEDALLION_AIRFLOW_PORT": _free_port(), "MEDALLION_SMTP_PORT": _free_port(),
