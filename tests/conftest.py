@@ -111,6 +111,8 @@ def spec():
     """The declared spec of a table, optionally with overrides: spec('browser_sessions', mode='full')."""
 
     def make(table: str, **overrides) -> config.TableSpec:
+        if "name" in overrides:  # another table of the same shape: read its own source table
+            overrides.setdefault("source_table", overrides["name"])
         return replace(config.get_table("browser_infra", table), **overrides)
 
     return make
