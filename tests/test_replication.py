@@ -275,7 +275,7 @@ from datetime import datetime, timedelta
 from dataclasses import replace
 import psycopg
 from medallion import config, replication
-spec = replace(config.get_table("browser_sessions"), name="slow")
+spec = replace(config.get_table("browser_infra", "browser_sessions"), name="slow", source_table="slow")
 end = datetime.fromisoformat(sys.argv[3])
 with psycopg.connect(sys.argv[1]) as src, psycopg.connect(sys.argv[2]) as wh:
     replication.replicate(spec, src, wh, interval_start=end - timedelta(hours=1), interval_end=end)
