@@ -101,7 +101,7 @@ def test_a_silver_run_after_gold_leaves_every_gold_view_in_place(loaded):
     with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
         views = relations(wh, ("gold_metrics",))
         kpis = wh.execute("select count(*), sum(mrr_cents) from gold_metrics.v_mrr").fetchone()
-    assert len(views) == len(list((config.DBT_PROJECT_DIR / "models" / "metrics").glob("*.sql")))
+    assert len(views) == len(list((config.DBT_PROJECT_DIR / "models" / "metrics" / "browser_infra").glob("*.sql")))
     run(dagbag(), "silver_browser_infra", AS_OF)  # rebuilds every silver_core table
     with psycopg.connect(stack.warehouse.uri("warehouse")) as wh:
         assert relations(wh, ("gold_metrics",)) == views
