@@ -363,7 +363,7 @@ def test_the_email_names_the_cause_and_deletes_alone_stay_quiet():
         base | {"table": "users", "missing": 2, "appended": 2, "late": 2, "lookback_minutes": 0.0,
                 "late_oldest": (AS_OF - HOUR).isoformat(), "late_newest": AS_OF.isoformat()},
         base | {"table": "projects", "missing": 1, "appended": 1, "null_cursor": 1},
-    ], run_id="manual__1")  # fmt: skip
+    ], run_id="manual__1", product="browser_infra")  # fmt: skip
     assert email.subject == (
         "[medallion] REPAIRED 2 tables (bronze_browser_infra.projects, bronze_browser_infra.users): "
         "3 row versions no load had copied"

@@ -273,7 +273,7 @@ def test_backfill_interval_by_interval_equals_a_full_refresh(stack, airflow_db, 
             with dbs.src_admin() as conn:
                 changes.append(demo_source.advance(conn, hours=24, deletes=5))
         # bronze, bronze_browser_infra_reconcile, silver, gold for [when - 1 day, when)
-        backfill.run(when - timedelta(days=1), when, step="day")
+        backfill.run(when - timedelta(days=1), when, step="day", products=["browser_infra"])
     assert sum(c["browser_sessions (deleted)"] for c in changes) == 15
     assert all(c.get("browser_sessions", 0) > 0 for c in changes), changes
 
