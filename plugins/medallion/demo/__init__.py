@@ -5,7 +5,8 @@ and advances its clock. It provides
     seed(conn, as_of, scale=1.0) -> {table: rows}   history up to `as_of` (deterministic)
     advance(conn, hours=1.0) -> {what: rows}       the clock moves on: inserts, updates, hard deletes
     clock(conn) -> datetime | None                  where its clock is (None: not seeded)
-and may provide `gold_report(wh) -> str`, a few gold numbers `make demo` prints.
+and may provide `gold_report(wh) -> str`, a few gold numbers `make demo` prints, and
+`verify(wh, src) -> [problem, ...]`, silver and gold checked against the source (`make demo` fails on any).
 Its source schema comes from the generic platform files include/sql/source/*.sql (Supabase's roles,
 RLS helpers, the replication role), then the product's own include/sql/source/<product>/*.sql.
 """

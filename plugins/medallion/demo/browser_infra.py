@@ -458,6 +458,13 @@ def gold_report(wh: psycopg.Connection, days: int = 7) -> str:
     return "\n".join(lines)
 
 
+def verify(wh: psycopg.Connection, src: psycopg.Connection) -> list[str]:
+    """What `make demo` checks after its runs (bronze is checked by the demo for every product): gold's
+    daily KPIs have rows."""
+    days = wh.execute("select count(*) from gold_metrics.v_daily_kpis").fetchone()[0]
+    return [] if days else ["gold_metrics.v_daily_kpis has no rows"]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dsn", required=True, help="source database URI (a role that may create tables)")

@@ -35,13 +35,12 @@ import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 
-from medallion import demo
+from medallion import config, demo
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = config.ROOT  # the bundle (the same path wherever this module sits)
 # the generic Supabase platform files (roles, auth.uid(), replicator), then this product's own
 PRODUCT = "product_analytics"
 TABLES = ["events_raw", "api_logs_raw", "user_actions_raw", "transactions_raw"]
@@ -412,14 +411,59 @@ def clock(conn: psycopg.Connection) -> datetime | None:
 
 
 def gold_report(wh: psycopg.Connection) -> str:
-    """Daily active users and revenue of the last 7 days, from gold (what `make demo` prints)."""
+    """Silver's row counts, then daily metrics of the last 7 days and the 24h KPIs, from gold (what
+    `make demo` prints; its lines: a title, a header, then the numbers)."""
+    silver = wh.execute(
+        """select (select count(*) from silver_product_analytics.events_clean),
+                  (select count(*) filter (where is_valid) from silver_product_analytics.events_clean),
+                  (select count(*) from silver_product_analytics.user_sessions),
+                  (select count(*) from silver_product_analytics.transactions_validated)"""
+    ).fetchone()
     rows = wh.execute(
-        "select date, active_users, new_users, total_revenue from gold_product_analytics.daily_metrics "
+        "select date, active_users, new_users, total_sessions, total_revenue from gold_product_analytics.daily_metrics "
         "where date >= current_date - 7 order by date desc"
     ).fetchall()
-    lines = [f"{'date':12} {'active users':>13} {'new users':>10} {'revenue':>12}"]
-    lines += [f"{d!s:12} {a or 0:>13,} {n or 0:>10,} {r or 0:>12,.2f}" for d, a, n, r in rows]
+    kpis = wh.execute(
+        "select metric_name, metric_value, trend from gold_product_analytics.kpi_dashboard "
+        "where time_period = '24h' order by metric_name"
+    ).fetchall()
+    lines = ["Gold daily metrics, last 7 days (gold_product_analytics.daily_metrics)"]
+    lines.append(f"{'date':12} {'active users':>13} {'new users':>10} {'sessions':>10} {'revenue':>12}")
+    lines += [f"{d!s:12} {a or 0:>13,} {n or 0:>10,} {s or 0:>10,} {r or 0:>12,.2f}" for d, a, n, s, r in rows]
+    lines.append(f"silver: {silver[0]:,} events ({silver[1]:,} valid), {silver[2]:,} sessions, "
+                 f"{silver[3]:,} transactions")  # fmt: skip
+    lines.append("KPIs, last 24h (gold_product_analytics.kpi_dashboard): "
+                 + ", ".join(f"{m} {v:,.2f} ({t})" for m, v, t in kpis))  # fmt: skip
     return "\n".join(lines)
+
+
+SESSIONS_SQL = config.SQL_DIR / "demo" / "product_analytics_source_sessions.sql"
+
+
+def verify(wh: psycopg.Connection, src: psycopg.Connection) -> list[str]:
+    """What `make demo` checks after its runs: silver holds each source event once, every source
+    session (30-minute gap, computed here on the source) is one silver session, and gold has the
+    previous day's metrics and the 24 KPI rows. Returns the problems found (none: all good)."""
+    problems = []
+    events = src.execute("select count(distinct id) from analytics.events_raw").fetchone()[0]
+    sessions = src.execute(SESSIONS_SQL.read_text()).fetchone()[0]
+    day_before = (clock(src) - timedelta(days=1)).date()
+    got = wh.execute(
+        """select (select count(*) from silver_product_analytics.events_clean),
+                  (select count(*) from silver_product_analytics.user_sessions),
+                  (select count(*) from gold_product_analytics.daily_metrics where date = %s and active_users > 0),
+                  (select count(*) from gold_product_analytics.kpi_dashboard)""",
+        (day_before,),
+    ).fetchone()
+    if got[0] != events:
+        problems.append(f"silver events_clean has {got[0]:,} events, the source {events:,}")
+    if got[1] != sessions:
+        problems.append(f"silver user_sessions has {got[1]:,} sessions, the source's events make {sessions:,}")
+    if got[2] != 1:
+        problems.append(f"gold daily_metrics has no row with active users for {day_before}")
+    if got[3] != 24:
+        problems.append(f"gold kpi_dashboard has {got[3]} rows, not 24 (8 metrics x 24h/7d/30d)")
+    return problems
 
 
 def floor_hour(ts: datetime) -> datetime:
