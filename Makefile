@@ -64,7 +64,7 @@ bench: venv manifest  ## replication vs a psql binary COPY pipe; reconciliation 
 
 backfill: venv manifest  ## bronze -> silver -> gold for the intervals of [FROM, TO) on the local stack (STEP=hour|day, DRY=1 lists them)
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day] [DRY=1] [PRODUCT=p]"; exit 2; }
-	$(BIN)/python -m medallion.backfill --local-stack --from "$(FROM)" --to "$(TO)" --step $(or $(STEP),hour) $(if $(DRY),--dry-run) $(if $(PRODUCT),--product $(PRODUCT))
+	$(BIN)/python -m medallion.localstack backfill --from "$(FROM)" --to "$(TO)" --step $(or $(STEP),hour) $(if $(DRY),--dry-run) $(if $(PRODUCT),--product $(PRODUCT))
 
 airflow: venv manifest  ## Airflow UI and scheduler on the local stack: http://localhost:8080 (MEDALLION_AIRFLOW_PORT)
 	$(BIN)/python -m medallion.localstack airflow

@@ -1,7 +1,8 @@
 """On-call emails: compose them (plain text and HTML, phone first) and send them through Airflow's SMTP connection.
 
 One email per problem, each with the facts first and the command that fixes it:
-- a task failed after its last retry: `on_task_failure`, every DAG's on_failure_callback (dagkit).
+- a task failed after its last retry: `failure_email` (and `reminder_email`), sent by `oncall.on_task_failure`,
+  every DAG's on_failure_callback (dagkit).
   Failures are grouped into problems (ops.failure_problems: dag, task, table and the normalised
   error): one FAILED email when a problem starts, a short STILL FAILING reminder at most every
   MEDALLION_ALERT_REMINDER_HOURS (default 4) while it keeps failing, one RECOVERED when the table
@@ -554,46 +555,22 @@ def close_recovered_problems(wh) -> list[str]:
     return [f"{dag_id}.{label}" for dag_id, label, *_ in recovered]
 
 
-def on_task_failure(context: dict) -> None:
-    """on_failure_callback of every task (dagkit.default_args): Airflow calls it once, after the last retry.
-
-    One email per problem (record_failure). A new problem's email lists what is stale now
-    (ops.table_freshness) and opens those freshness incidents, so the freshness check does not
-    announce them a second time. The email goes through the outbox; with the warehouse down it is
-    sent directly (no grouping possible) and, if that fails too, logged in full.
-    """
-    from medallion import freshness
-
-    try:
-        failure = failure_from_context(context)
-        notified_by = f"failure of {failure.dag_id}.{failure.label}"
-        try:
-            with freshness.tracking(notified_by, incidents=False) as change:
-                problem = record_failure(change.wh, failure)
-                if problem.news == "failure":
-                    stale = freshness.record(change.wh, change.rows, notified_by, close_recovered=False).stale
-                    outbox.enqueue(change.wh, failure_email(failure, stale), "failure")
-                elif problem.news == "reminder":
-                    outbox.enqueue(change.wh, reminder_email(failure, problem), "reminder")
-                else:
-                    log.info("failure %d of a known problem (%s): no email", problem.runs, failure.error)
-            if change.delivery.undelivered:
-                log.error("alert not sent, kept in ops.alert_outbox for the next freshness check: %s",
-                          change.delivery.error)  # fmt: skip
-        except freshness.FreshnessUnavailable as exc:
-            outbox.send_without_outbox(failure_email(failure, None, str(exc)), str(exc))
-    except Exception:  # never mask the task's own error with the alert's
-        log.exception("could not send the failure alert")
-
-
 # --- freshness -------------------------------------------------------------------------------
+
+
+def catch_up_command(kind: str, source: str, tables: list[str], product: str | None = None) -> str:
+    """The command that brings stale tables of one kind and source up to date (`product`: the one
+    freshness.by_product found for silver/gold; None for a shared DAG)."""
+    if kind == "bronze":  # a manual run continues each table from its last loaded window up to now
+        return f"airflow dags trigger bronze_{source} -c '{json.dumps({'tables': sorted(tables)})}'"
+    if kind in ("silver", "gold"):  # a manual run rebuilds the layer from the one below as it is now
+        return f"airflow dags trigger {kind}_{product}" if product else f"airflow dags trigger {kind}"
+    raise ValueError(f"no catch-up command for kind {kind!r}")
 
 
 def freshness_email(change: Change, product: str | None = None) -> Email:
     """Tables went stale or got worse (WARN/STALE), or recovered (RECOVERED): one email per check and
     product (freshness.by_product splits a check's news), to the product's on-call."""
-    from medallion import freshness
-
     stale, new = change.stale, change.opened + change.worse
     notes = {r.key: " (new)" for r in change.opened} | {r.key: " (worse)" for r in change.worse}
     doc = Doc(lead="")
@@ -644,7 +621,7 @@ def freshness_email(change: Change, product: str | None = None) -> Email:
         groups: dict[tuple[str, str], list[str]] = {}
         for r in stale:
             groups.setdefault((r.kind, r.source), []).append(r.table_name)
-        doc.commands = [freshness.catch_up_command(k, s, t, product) for (k, s), t in sorted(groups.items())]
+        doc.commands = [catch_up_command(k, s, t, product) for (k, s), t in sorted(groups.items())]
     elif not stale:
         doc.facts.append(("Stale now", "nothing — every table is within its SLA"))
     checked = change.rows[0].checked_at if change.rows else None

@@ -1,6 +1,7 @@
 """Backfill a date range through Airflow, per product in order: bronze → silver → gold, one interval at a time.
 
     python -m medallion.backfill --from 2026-11-20T00:00 --to 2026-11-21T00:00 [--step hour|day] [--product P]
+    python -m medallion.localstack backfill --from ... (the same, on the local stack's Airflow and databases)
     make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day] [PRODUCT=browser_infra]
 
 Covers the data of [FROM, TO): for each product (every one, or --product) and each interval `[start, end)`
@@ -29,7 +30,6 @@ silver/gold for a range, backfill `silver` (then `gold`) the same way.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -121,7 +121,6 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--to", dest="end", required=True, help="last interval end (ISO, exclusive)")
     ap.add_argument("--step", choices=sorted(STEPS), default="hour", help="interval width (default: hour)")
     ap.add_argument("--product", action="append", help="only this product (repeatable; default: every product)")
-    ap.add_argument("--local-stack", action="store_true", help="point Airflow at the local stack (.local/)")
     ap.add_argument("--dry-run", action="store_true", help="list the intervals and Airflow's equivalent backfill")
     args = ap.parse_args(argv)
     try:
@@ -139,12 +138,6 @@ def main(argv: list[str] | None = None) -> None:
         for product in args.product or config.product_ids():
             print(f"  {airflow_command(start, end, f'bronze_{product}')}")
         return
-    if args.local_stack:
-        from medallion.localstack import Stack
-
-        stack = Stack().up()
-        os.environ.update(stack.env())
-        stack.migrate_airflow()
     t0 = time.monotonic()
     run(start, end, args.step, products=args.product)
     print(f"backfill of [{start.isoformat()}, {end.isoformat()}) done in {time.monotonic() - t0:.0f}s", file=sys.stderr)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Asset, AsyncCallback, DeadlineAlert, DeadlineReference
 
-from medallion import alerts
+from medallion import alerts, oncall
 from medallion.config import ConfigError, Product
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def default_args(owner: str = OWNER, **overrides) -> dict:
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=15),
         # one email per task failure, after the last retry (Airflow calls on_retry_callback before)
-        "on_failure_callback": alerts.on_task_failure,
+        "on_failure_callback": oncall.on_task_failure,
     }
     return {**args, **overrides}
 

@@ -48,7 +48,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from medallion import config, connections, outbox, warehouse
+from medallion import alerts, config, connections, outbox, warehouse
 from medallion.config import DBT_PROJECT_DIR, OPS_SCHEMA, ConfigError
 
 log = logging.getLogger(__name__)
@@ -260,16 +260,6 @@ SLA_DECLARATIONS: dict[str, Callable[[], list[Sla]]] = {"bronze": bronze_slas, "
                                                         "gold": gold_slas}  # fmt: skip
 
 
-def catch_up_command(kind: str, source: str, tables: list[str], product: str | None = None) -> str:
-    """The command that brings stale tables of one kind and source up to date."""
-    if kind == "bronze":  # a manual run continues each table from its last loaded window up to now
-        return f"airflow dags trigger bronze_{source} -c '{json.dumps({'tables': sorted(tables)})}'"
-    if kind in ("silver", "gold"):  # a manual run rebuilds the layer from the one below as it is now
-        product = product or product_of(kind, source)
-        return f"airflow dags trigger {kind}_{product}" if product else f"airflow dags trigger {kind}"
-    raise ValueError(f"no catch-up command for kind {kind!r}")
-
-
 def schema_products(manifest: Path | None = None) -> dict[str, str]:
     """dbt schema -> the product whose models it holds (models/<layer>/<product>/), from the manifest."""
     try:
@@ -316,8 +306,6 @@ def prepare(wh: psycopg.Connection) -> None:
 
 def _remember_base_url(wh: psycopg.Connection) -> None:
     """Airflow's UI address, for ops.table_freshness's links (the view cannot read Airflow's config)."""
-    from medallion import alerts
-
     wh.execute(
         f"""insert into {OPS_SCHEMA}.settings as s (name, value) values ('airflow_base_url', %s)
             on conflict (name) do update set value = excluded.value, updated_at = now()
@@ -618,8 +606,6 @@ def check(strict: bool = True) -> dict:
     strict=False (the check at the end of a load) it only logs. Either way the news is kept in the
     outbox (or, warehouse down, not recorded at all) and the next check sends it.
     """
-    from medallion import alerts
-
     try:
         with tracking(notified_by="freshness check") as change:
             for product, news in by_product(change).items():  # one email per product, to its on-call

@@ -19,11 +19,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from medallion.localpg import port_is_free
-from medallion.localstack import Stack
+
+if TYPE_CHECKING:  # localstack imports this module (`make airflow`, `make env`): a type, not a runtime import
+    from medallion.localstack import Stack
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # LocalExecutor starts this many worker processes (Airflow's default, 32, is for a server): two per
