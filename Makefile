@@ -44,7 +44,7 @@ $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES) docker/dbt-manifest.sh
 manifest: $(MANIFEST)  ## dbt parse: include/dbt/target/manifest.json, read by the silver and gold DAGs
 
 demo: venv manifest  ## embedded Postgres, seeded Supabase-shaped source, the DAGs run through Airflow, results printed
-	$(BIN)/python -m medallion.localstack demo
+	$(BIN)/python -m medallion.local.localstack demo
 
 browser:  ## Debian's Chromium for the UI test (Playwright drives it; no browser download)
 	test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
@@ -64,13 +64,13 @@ bench: venv manifest  ## replication vs a psql binary COPY pipe; reconciliation 
 
 backfill: venv manifest  ## bronze -> silver -> gold for the intervals of [FROM, TO) on the local stack (STEP=hour|day, DRY=1 lists them)
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day] [DRY=1] [PRODUCT=p]"; exit 2; }
-	$(BIN)/python -m medallion.localstack backfill --from "$(FROM)" --to "$(TO)" --step $(or $(STEP),hour) $(if $(DRY),--dry-run) $(if $(PRODUCT),--product $(PRODUCT))
+	$(BIN)/python -m medallion.local.localstack backfill --from "$(FROM)" --to "$(TO)" --step $(or $(STEP),hour) $(if $(DRY),--dry-run) $(if $(PRODUCT),--product $(PRODUCT))
 
 airflow: venv manifest  ## Airflow UI and scheduler on the local stack: http://localhost:8080 (MEDALLION_AIRFLOW_PORT)
-	$(BIN)/python -m medallion.localstack airflow
+	$(BIN)/python -m medallion.local.localstack airflow
 
 env:  ## `export` lines for the airflow CLI against the local stack: eval "$$(make -s env)"
-	@$(BIN)/python -m medallion.localstack env
+	@$(BIN)/python -m medallion.local.localstack env
 
 # Python: ruff (rules and format in pyproject.toml). SQL: sqlfluff (style in include/.sqlfluff),
 # run from each SQL folder because sqlfluff takes the templater from the working directory's config:
@@ -93,7 +93,7 @@ hooks: venv  ## install the git pre-commit hook (.pre-commit-config.yaml: ruff, 
 	$(BIN)/pre-commit install
 
 down:  ## stop the local Postgres servers and the mail sink (data stays in .local/)
-	$(BIN)/python -m medallion.localstack down
+	$(BIN)/python -m medallion.local.localstack down
 
 clean: down
 	rm -rf .local include/dbt/target include/dbt/logs

@@ -52,8 +52,8 @@ def main() -> None:
     import product_analytics_pipeline as pipeline
     import psycopg
 
-    from medallion.demo import product_analytics as generator
-    from medallion.localpg import LocalPostgres
+    from medallion.local.demo import product_analytics as generator
+    from medallion.local.localpg import LocalPostgres
 
     base = Path(tempfile.mkdtemp(prefix="medallion-analytics-bench-"))
     source = LocalPostgres(base / "pg-source", free_port()).start()

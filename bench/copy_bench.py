@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT / "plugins"))
 
 import psycopg  # noqa: E402
 
-from medallion.localpg import LocalPostgres  # noqa: E402
+from medallion.local.localpg import LocalPostgres  # noqa: E402
 
 COLS = (
     "id, organization_id, project_id, status, region, started_at, ended_at, duration_ms, proxy_bytes, "

@@ -36,7 +36,7 @@ import copy_bench  # noqa: E402
 import psycopg  # noqa: E402
 
 from medallion import config, reconcile, replication  # noqa: E402
-from medallion.localpg import LocalPostgres  # noqa: E402
+from medallion.local.localpg import LocalPostgres  # noqa: E402
 
 
 def free_port() -> int:

@@ -75,7 +75,7 @@ def main() -> None:
         ap.error(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}")
 
     base = Path(tempfile.mkdtemp(prefix="medallion-transform-bench-"))
-    from medallion.localstack import Stack
+    from medallion.local.localstack import Stack
 
     stack = Stack(base, source_port=free_port(), warehouse_port=free_port(), smtp_port=free_port())
     os.environ.update(stack.env())
@@ -86,7 +86,7 @@ def main() -> None:
 
     from medallion import compat, config, transform
     from medallion.config import DBT_PROJECT_DIR
-    from medallion.demo import browser_infra as demo_source
+    from medallion.local.demo import browser_infra as demo_source
 
     try:
         stack.up()

@@ -21,8 +21,8 @@ import psycopg
 import pytest
 
 from medallion import compat, config
-from medallion.demo import browser_infra as demo_source
-from medallion.localstack import Stack
+from medallion.local.demo import browser_infra as demo_source
+from medallion.local.localstack import Stack
 
 
 def _free_port() -> int:

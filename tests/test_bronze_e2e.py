@@ -10,7 +10,7 @@ from checks import bronze_fingerprint, source_fingerprint
 from conftest import AS_OF, reset_connection_databases
 
 from medallion import config
-from medallion.demo import browser_infra as demo_source
+from medallion.local.demo import browser_infra as demo_source
 
 pytestmark = pytest.mark.slow
 

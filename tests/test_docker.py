@@ -317,6 +317,54 @@ def test_dockerfile_copies_the_bundle_where_the_package_looks_for_it():
     assert any("dbt-manifest.sh" in r and f"{copies['include']}/dbt" in r for r in runs), runs
 
 
+def in_build_context(path: str) -> bool:
+    """Whether .dockerignore lets `path` (relative to the repo) into the build context: Docker's rule,
+    the last pattern that matches the path or a folder above it decides."""
+    import fnmatch
+
+    parts = path.split("/")
+    above = ["/".join(parts[: n + 1]) for n in range(len(parts))]
+    keep = True
+    for line in DOCKERIGNORE.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        negated, pattern = line.startswith("!"), line.lstrip("!").rstrip("/")
+        if any(fnmatch.fnmatch(p, pattern) or fnmatch.fnmatch(p, pattern.removeprefix("**/")) for p in above):
+            keep = negated
+    return keep
+
+
+def runtime_imports_of_local(path: Path) -> list[str]:
+    """`medallion.local...` imports anywhere in a module (top level or inside a function)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0:
+            names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+        found += [f"{path.relative_to(ROOT)}:{node.lineno} {n}" for n in names if n.startswith("medallion.local")]
+    return found
+
+
+def test_the_image_leaves_out_the_local_tooling_and_the_runtime_never_imports_it(compose):
+    """plugins/medallion/local/ (embedded Postgres, local stack, live Airflow, mail sink, demo generators)
+    stays out of the image; the code the image runs (dags/, plugins/ but local/) never imports it;
+    compose's one-shot source-seed service, which runs a demo generator, mounts it from the repo."""
+    local = ROOT / "plugins" / "medallion" / "local"
+    tooling = sorted(p.relative_to(ROOT).as_posix() for p in local.rglob("*.py"))
+    assert {"plugins/medallion/local/localstack.py", "plugins/medallion/local/demo/browser_infra.py"} <= set(tooling)
+    assert [p for p in tooling if in_build_context(p)] == [], "local tooling would be copied into the image"
+    runtime = [p for p in (*ROOT.joinpath("dags").rglob("*.py"), *ROOT.joinpath("plugins").rglob("*.py"))
+               if local not in p.parents]  # fmt: skip
+    shipped = {p.relative_to(ROOT).as_posix() for p in runtime if in_build_context(p.relative_to(ROOT).as_posix())}
+    assert {"plugins/medallion/config.py", "plugins/airflow_local_settings.py", "dags/bronze.py"} <= shipped
+    assert [hit for p in runtime for hit in runtime_imports_of_local(p)] == []
+    seed = compose["services"]["source-seed"]
+    assert volume_mounts(seed).get(f"{AIRFLOW_HOME}/plugins/medallion/local") == "./plugins/medallion/local"
+
+
 @pytest.mark.slow  # dbt parse of the whole project: the slowest test here
 def test_build_time_dbt_manifest_script(tmp_path):
     """docker/dbt-manifest.sh as the image build runs it: manifest.json when there is a dbt project."""
@@ -577,7 +625,7 @@ def test_source_db_is_initialised_from_the_demo_migrations(compose):
     assert f"{migrations_in_container}" in INITDB_SCRIPT.read_text()
     seed = compose["services"]["source-seed"]
     assert depends_on(seed) == {"source-db": "service_healthy"}
-    assert "python -m medallion.demo.browser_infra" in command_of(seed) and " seed" in command_of(seed)
+    assert "python -m medallion.local.demo.browser_infra" in command_of(seed) and " seed" in command_of(seed)
     assert urlsplit(env_of(seed)["SOURCE_ADMIN_URI"]).hostname == "source-db"
 
 
@@ -618,7 +666,7 @@ def test_source_migrations_parse():
 
 @pytest.fixture(scope="module")
 def embedded_source(tmp_path_factory):
-    from medallion.localpg import LocalPostgres
+    from medallion.local.localpg import LocalPostgres
 
     pg = LocalPostgres(tmp_path_factory.mktemp("source-db") / "data", free_port()).start()
     pg.create_database("source")

@@ -13,8 +13,8 @@ import pytest
 from conftest import reset_connection_databases
 
 from medallion import config
-from medallion.demo import browser_infra as demo_source
-from medallion.liveairflow import AirflowStartError, LiveAirflow
+from medallion.local.demo import browser_infra as demo_source
+from medallion.local.liveairflow import AirflowStartError, LiveAirflow
 
 pytestmark = pytest.mark.slow
 NOW = demo_source.floor_hour(datetime.now(UTC))

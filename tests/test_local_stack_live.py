@@ -1,6 +1,6 @@
 """`make airflow` for real: the local stack's own Airflow process, after the demo's kind of runs.
 
-One `python -m medallion.localstack airflow` (what `make airflow` runs) serves the whole module, on
+One `python -m medallion.local.localstack airflow` (what `make airflow` runs) serves the whole module, on
 free ports: the scheduler must carry on after the demo's runs, the re-run command of a FAILED email
 (read from the local mailbox) must really clear the task, the watchdog DAGs must be on, and a
 SIGTERM to the parent must leave no Airflow process and a free port.
@@ -24,10 +24,11 @@ import psycopg
 import pytest
 from conftest import reset_connection_databases
 
-from medallion import config, localstack
-from medallion.demo import browser_infra as demo_source
-from medallion.liveairflow import LiveAirflow
-from medallion.localpg import port_is_free
+from medallion import config
+from medallion.local import localstack
+from medallion.local.demo import browser_infra as demo_source
+from medallion.local.liveairflow import LiveAirflow
+from medallion.local.localpg import port_is_free
 
 pytestmark = pytest.mark.slow
 NOW = demo_source.floor_hour(datetime.now(UTC))
@@ -88,7 +89,7 @@ def local_airflow(airflow_db):
             os.environ.pop(key, None)
 
     log = (stack.base / "make-airflow.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "medallion.localstack", "airflow"], env={**os.environ, **env},
+    proc = subprocess.Popen([sys.executable, "-m", "medallion.local.localstack", "airflow"], env={**os.environ, **env},
                             stdout=log, stderr=subprocess.STDOUT, cwd=config.ROOT)  # fmt: skip
     client = LiveAirflow(stack, port=ports["MEDALLION_AIRFLOW_PORT"])
     client.proc, client.env_vars, client.ports, client.demo_run = proc, env, ports, demo_run
@@ -108,7 +109,7 @@ def local_airflow(airflow_db):
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(120)
-        subprocess.run([sys.executable, "-m", "medallion.localstack", "mail", "stop"], env={**os.environ, **env},
+        subprocess.run([sys.executable, "-m", "medallion.local.localstack", "mail", "stop"], env={**os.environ, **env},
                        check=False)  # fmt: skip
 
 

@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 
 def localstack(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([str(config.ROOT / ".venv/bin/python"), "-m", "medallion.localstack", *args],
+    return subprocess.run([str(config.ROOT / ".venv/bin/python"), "-m", "medallion.local.localstack", *args],
                           cwd=config.ROOT, env={**PLAIN, "PYTHONPATH": str(config.ROOT / "plugins"), **env},
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
@@ -54,7 +54,7 @@ def test_make_env_works_in_a_plain_shell_and_follows_the_port_variables(tmp_path
     """Item 9: `eval "$(make -s env)"` gives a shell whose `airflow` uses the stack, not ~/airflow."""
     port = _free_port()
     env = {"MEDALLION_LOCAL_DIR": str(tmp_path), "MEDALLION_AIRFLOW_PORT": str(port), "HOME": str(tmp_path / "home")}
-    script = ('eval "$(make -s env)" && python -c "import medallion.localstack" && '
+    script = ('eval "$(make -s env)" && python -c "import medallion.local.localstack" && '
               "airflow config get-value database sql_alchemy_conn && airflow config get-value api base_url && "
               'echo "START=$MEDALLION_START_DATE"')  # fmt: skip
     proc = subprocess.run(["bash", "-c", script], cwd=config.ROOT, env={**PLAIN, **env}, capture_output=True,
@@ -140,7 +140,7 @@ def test_make_backfill_lists_its_intervals_and_the_equivalent_airflow_backfill(a
 
 def test_demo_table_puts_rows_per_second_beside_the_rows_it_counts():
     """Item 13: rows/s of the demo table is read rows per second, next to a `rows read` column."""
-    from medallion import localstack
+    from medallion.local import localstack
 
     header = localstack.BRONZE_REPORT_HEADER.split()
     assert header[:6] == ["table", "rows", "read", "rows", "written", "read/s"]

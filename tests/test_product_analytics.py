@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from product_analytics_pipeline import GOLD, GOLD_MODELS, SILVER, SILVER_MODELS, dbt, load_bronze
 
-from medallion.demo import product_analytics as generator
+from medallion.local.demo import product_analytics as generator
 
 SQL = Path(__file__).parent / "sql"
 # Data up to the current hour: the document's queries filter on CURRENT_DATE - 7 / - 30.

@@ -17,8 +17,9 @@ import psycopg
 import pytest
 from test_product_analytics import named_queries, rows
 
-from medallion import backfill, config, localstack
-from medallion.demo import product_analytics as generator
+from medallion import backfill, config
+from medallion.local import localstack
+from medallion.local.demo import product_analytics as generator
 
 pytestmark = pytest.mark.slow
 

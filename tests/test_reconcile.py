@@ -16,7 +16,7 @@ from conftest import AS_OF, STACK, reset_connection_databases
 from test_alerts import Inbox
 
 from medallion import alerts, config, reconcile
-from medallion.demo import browser_infra as demo_source
+from medallion.local.demo import browser_infra as demo_source
 from medallion.replication import ReplicationError, replicate
 
 HOUR = timedelta(hours=1)

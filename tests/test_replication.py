@@ -15,7 +15,7 @@ from conftest import AS_OF
 
 from medallion.config import ConfigError
 from medallion.connections import ConnectionFailed, connect
-from medallion.demo import browser_infra as demo_source
+from medallion.local.demo import browser_infra as demo_source
 from medallion.replication import ReplicationError, SchemaDriftError, replicate, widens
 
 HOUR = timedelta(hours=1)

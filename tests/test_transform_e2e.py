@@ -16,7 +16,7 @@ import pytest
 from conftest import AS_OF, Databases, reset_connection_databases
 
 from medallion import backfill, config, dagkit
-from medallion.demo import browser_infra as demo_source
+from medallion.local.demo import browser_infra as demo_source
 
 pytestmark = pytest.mark.slow
 

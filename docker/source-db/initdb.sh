@@ -7,7 +7,7 @@
 # 2. gives the `replicator` role (created by 002_replication_role.sql with no password) the password
 #    from SOURCE_REPLICATOR_PASSWORD, so Airflow's browser_infra_source connection can log in with
 #    scram-sha-256 like it would on real Supabase.
-# The data itself is loaded afterwards by the `source-seed` service (python -m medallion.demo.<product>).
+# The data itself is loaded afterwards by the `source-seed` service (python -m medallion.local.demo.<product>).
 set -euo pipefail
 
 migrations_dir="${MEDALLION_SOURCE_MIGRATIONS:-/medallion/sql/source}"

@@ -1,7 +1,7 @@
 """Backfill a date range through Airflow, per product in order: bronze → silver → gold, one interval at a time.
 
     python -m medallion.backfill --from 2026-11-20T00:00 --to 2026-11-21T00:00 [--step hour|day] [--product P]
-    python -m medallion.localstack backfill --from ... (the same, on the local stack's Airflow and databases)
+    python -m medallion.local.localstack backfill --from ... (the same, on the local stack's Airflow and databases)
     make backfill FROM=2026-11-20T00:00 TO=2026-11-21T00:00 [STEP=day] [PRODUCT=browser_infra]
 
 Covers the data of [FROM, TO): for each product (every one, or --product) and each interval `[start, end)`

@@ -1,14 +1,14 @@
 """The local stack without Docker: embedded Postgres servers, Airflow configuration, the demo.
 
-    python -m medallion.localstack up        # start the source and warehouse servers and the mail sink
-    python -m medallion.localstack demo      # seed, migrate Airflow, run the pipeline, print results
-    python -m medallion.localstack airflow   # run Airflow (api-server, scheduler, ...) on the same DBs
-    python -m medallion.localstack env       # `export` lines for this stack (`eval "$(make -s env)"`)
-    python -m medallion.localstack down      # stop the servers and the mail sink (data is kept in .local/)
+    python -m medallion.local.localstack up        # start the source and warehouse servers and the mail sink
+    python -m medallion.local.localstack demo      # seed, migrate Airflow, run the pipeline, print results
+    python -m medallion.local.localstack airflow   # run Airflow (api-server, scheduler, ...) on the same DBs
+    python -m medallion.local.localstack env       # `export` lines for this stack (`eval "$(make -s env)"`)
+    python -m medallion.local.localstack down      # stop the servers and the mail sink (data is kept in .local/)
 
 Two servers stand in for the two real ones: `source` plays Supabase (database `source`, schema
 public, RLS on, read through the `replicator` role), `warehouse` holds the warehouse database and
-Airflow's metadata database. Alert emails go to a local mail sink (medallion.mailsink): a Maildir in
+Airflow's metadata database. Alert emails go to a local mail sink (medallion.local.mailsink): a Maildir in
 .local/mail and a web page. Everything lives under .local/ (override with MEDALLION_LOCAL_DIR); ports
 come from the MEDALLION_*_PORT variables below (PORTS), and a taken one is a one-line error naming its
 variable.
@@ -31,9 +31,9 @@ import psycopg
 from psycopg import sql
 
 from medallion import config
-from medallion import demo as generators
 from medallion.config import ROOT
-from medallion.localpg import LocalPostgres, PortTaken, check_port
+from medallion.local import demo as generators
+from medallion.local.localpg import LocalPostgres, PortTaken, check_port
 
 LOCAL_DIR = Path(os.environ.get("MEDALLION_LOCAL_DIR", ROOT / ".local"))
 # Every port of the local stack, its variable and default (README: Connections and configuration).
@@ -127,7 +127,7 @@ class Stack:
         check_port(web_port, "mail sink web page", "MEDALLION_MAIL_PORT")
         self.base.mkdir(parents=True, exist_ok=True)
         log = (self.base / "mail.log").open("ab")
-        cmd = [sys.executable, "-m", "medallion.mailsink", "serve", str(self.maildir), str(self.smtp_port)]
+        cmd = [sys.executable, "-m", "medallion.local.mailsink", "serve", str(self.maildir), str(self.smtp_port)]
         cmd.append(str(web_port))
         proc = subprocess.Popen(cmd, env={**os.environ, **self.env()}, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # fmt: skip
@@ -303,7 +303,7 @@ def run_dag(stack: Stack, dag_id: str, start: datetime | None = None, end: datet
     log = stack.base / f"demo-{dag_id}.log"
     args = [dag_id, *([start.isoformat(), end.isoformat()] if start else []), json.dumps(conf or {})]
     with log.open("w") as fh:
-        proc = subprocess.run([sys.executable, "-m", "medallion.localstack", "run", *args],
+        proc = subprocess.run([sys.executable, "-m", "medallion.local.localstack", "run", *args],
                               env={**os.environ, **stack.env()}, stdout=fh, stderr=subprocess.STDOUT)  # fmt: skip
     if proc.returncode != 0:
         sys.exit(f"{dag_id} failed; see {log}")
@@ -432,7 +432,7 @@ def _stop_on_signals() -> None:
 
 
 def airflow(stack: Stack) -> None:
-    from medallion.liveairflow import AirflowStartError, LiveAirflow
+    from medallion.local.liveairflow import AirflowStartError, LiveAirflow
 
     _stop_on_signals()
     check_port(port("MEDALLION_AIRFLOW_PORT"), "Airflow UI", "MEDALLION_AIRFLOW_PORT")  # before initdb and seeding
@@ -500,7 +500,7 @@ def _command(args: argparse.Namespace) -> None:
         stack.down()
         shutil.rmtree(stack.base, ignore_errors=True)
     elif args.cmd == "env":
-        from medallion.liveairflow import LiveAirflow
+        from medallion.local.liveairflow import LiveAirflow
 
         stack.start_date()
         env = {

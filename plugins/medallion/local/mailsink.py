@@ -1,6 +1,6 @@
 """The local stack's mail catcher: alert emails land in a Maildir and on a small web page.
 
-    python -m medallion.mailsink serve MAILDIR SMTP_PORT WEB_PORT   # what `localstack mail start` runs
+    python -m medallion.local.mailsink serve MAILDIR SMTP_PORT WEB_PORT   # what `localstack mail start` runs
 
 An SMTP server (aiosmtpd, a dev dependency) on 127.0.0.1:SMTP_PORT accepts every message and adds
 it to MAILDIR (any mail client opens it: `mutt -f .local/mail`); http://127.0.0.1:WEB_PORT/ lists the

@@ -1,4 +1,4 @@
-"""Demo generators, one module per product: `medallion.demo.<product>` (local tooling, not runtime).
+"""Demo generators, one module per product: `medallion.local.demo.<product>` (local tooling, not runtime).
 
 A product's module fills its Supabase stand-in (the local stack's database named like the product)
 and advances its clock. It provides

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from medallion.localpg import port_is_free
+from medallion.local.localpg import port_is_free
 
 if TYPE_CHECKING:  # localstack imports this module (`make airflow`, `make env`): a type, not a runtime import
-    from medallion.localstack import Stack
+    from medallion.local.localstack import Stack
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # LocalExecutor starts this many worker processes (Airflow's default, 32, is for a server): two per

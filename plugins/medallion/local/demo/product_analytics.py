@@ -18,8 +18,8 @@ Scale 1 = 100k events (plus ~10k API logs, ~5k user actions, ~3k transactions); 
 sets the event count directly, up to 10M (binary COPY from a second connection while the next day
 is generated: ~80k rows/s measured on a 2-core machine, `bench/analytics_bench.py` prints it).
 
-    python -m medallion.demo.product_analytics --dsn postgresql://... seed [--scale 1 | --events N]
-    python -m medallion.demo.product_analytics --dsn postgresql://... advance --minutes 5 [--events N]
+    python -m medallion.local.demo.product_analytics --dsn postgresql://... seed [--scale 1 | --events N]
+    python -m medallion.local.demo.product_analytics --dsn postgresql://... advance --minutes 5 [--events N]
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ from decimal import Decimal
 
 import psycopg
 
-from medallion import config, demo
+from medallion import config
+from medallion.local import demo
 
 ROOT = config.ROOT  # the bundle (the same path wherever this module sits)
 # the generic Supabase platform files (roles, auth.uid(), replicator), then this product's own
@@ -92,7 +93,7 @@ COLUMNS = {
 
 def apply_migrations(conn: psycopg.Connection) -> None:
     """The Supabase platform files, include/sql/source/product_analytics/*.sql and the demo clock
-    (medallion.demo.apply_migrations, idempotent), then the simulated user base."""
+    (medallion.local.demo.apply_migrations, idempotent), then the simulated user base."""
     demo.apply_migrations(conn, PRODUCT)
     # the simulated user base (not replicated: the product only knows users through their events)
     conn.execute(

@@ -4,9 +4,9 @@
 new sessions and events, updates that touch updated_at, and a few hard deletes, so incremental
 replication has real work. The same (seed, as_of, scale) always produces the same rows.
 
-    python -m medallion.demo.browser_infra --dsn postgresql://... seed [--scale 1] [--as-of 2026-01-01T00:00Z]
-    python -m medallion.demo.browser_infra --dsn postgresql://... advance --hours 6
-    python -m medallion.demo.browser_infra --dsn postgresql://... migrate   (the schema, as the local stack does)
+    python -m medallion.local.demo.browser_infra --dsn postgresql://... seed [--scale 1] [--as-of 2026-01-01T00:00Z]
+    python -m medallion.local.demo.browser_infra --dsn postgresql://... advance --hours 6
+    python -m medallion.local.demo.browser_infra --dsn postgresql://... migrate   (the schema, as the local stack does)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from medallion import demo
+from medallion.local import demo
 
 PRODUCT = "browser_infra"
 TABLES = [
