@@ -108,7 +108,7 @@ def test_the_local_mailbox_keeps_every_message_and_lists_them_on_a_web_page(tmp_
         pytest.fail(f"the mail sink still listens on {smtp_port} after `mail stop`")
 
 
-def test_make_backfill_lists_its_intervals_and_the_equivalent_airflow_backfill(airflow_db):
+def test_make_backfill_lists_its_intervals_and_the_equivalent_airflow_backfill(airflow_db, tmp_path):
     """Item 8: `make backfill FROM TO` is [FROM, TO); the Airflow command it prints runs exactly those intervals."""
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.backfill import _get_info_list
@@ -125,6 +125,12 @@ def test_make_backfill_lists_its_intervals_and_the_equivalent_airflow_backfill(a
         "[2026-11-20 01:00, 2026-11-20 02:00) UTC",
         "[2026-11-20 02:00, 2026-11-20 03:00) UTC",
     ]
+    # `make backfill DRY=1` goes through the local stack's `backfill` command: the same lines, no server started
+    via_make = subprocess.run(["make", "-s", "backfill", "FROM=2026-11-20T00:00", "TO=2026-11-20T03:00", "DRY=1"],
+                              cwd=config.ROOT, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "MEDALLION_LOCAL_DIR": str(tmp_path)})  # fmt: skip
+    assert via_make.returncode == 0 and via_make.stdout.splitlines() == lines, via_make.stderr[-2000:]
+    assert not list(tmp_path.rglob("PG_VERSION")), "a dry run started the local stack's servers"
     airflow_cmd = next(line for line in lines if line.strip().startswith("airflow backfill create"))
     args = airflow_cmd.split()
     from_date, to_date = args[args.index("--from-date") + 1], args[args.index("--to-date") + 1]
