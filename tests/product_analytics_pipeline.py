@@ -1,7 +1,7 @@
-"""Run the product-analytics pipeline without DAGs (until the framework wires them): replicate the
+"""Run the product-analytics pipeline without its DAGs (cheap for many small intervals): replicate the
 declared tables into bronze, then `dbt build --select tag:product_analytics` with the interval in
-MEDALLION_INTERVAL_START/END, as the DAGs will. Used by tests/test_product_analytics.py and
-bench/analytics_bench.py."""
+MEDALLION_INTERVAL_START/END, as the DAGs do (tests/test_product_analytics_dags.py runs the DAGs).
+Used by tests/test_product_analytics.py and bench/analytics_bench.py."""
 
 from __future__ import annotations
 

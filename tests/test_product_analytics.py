@@ -1,8 +1,9 @@
 """Product analytics end to end on real Postgres: generator -> bronze (replication) -> dbt silver/gold.
 
-No DAGs yet (the multi-product framework wires them): bronze is loaded with replication.replicate()
-for every declared product_analytics table, dbt runs as the bare CLI with the interval in
-MEDALLION_INTERVAL_START/END, as the DAGs will pass it.
+Without the DAGs, so many small intervals stay cheap: bronze is loaded with replication.replicate()
+for every declared product_analytics table, dbt runs in process with the interval in
+MEDALLION_INTERVAL_START/END, as the DAGs pass it. tests/test_product_analytics_dags.py runs the
+product through its Airflow DAGs.
 """
 
 from __future__ import annotations
