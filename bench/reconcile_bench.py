@@ -65,7 +65,7 @@ def main() -> None:
     wh_pg = LocalPostgres(Path(args.dir) / "warehouse", free_port()).start(settings)
     try:
         src_uri, wh_uri = src_pg.create_database("source"), wh_pg.create_database("warehouse")
-        copy_bench.generate(src_uri, args.rows)
+        copy_bench.generate(src_uri, copy_bench.TABLES["browser_sessions"], args.rows)
         spec = config.get_table("browser_infra", "browser_sessions")
         src = psycopg.connect(src_uri, prepare_threshold=None)
         wh = psycopg.connect(wh_uri, prepare_threshold=None, autocommit=True)
