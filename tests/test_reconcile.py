@@ -390,6 +390,12 @@ def test_a_stored_checksum_that_cannot_be_accounted_for_is_not_used(dbs, spec):
     found = check(s, dbs)
     assert found.bronze_side == "full pass" and found.repaired == 0
     assert_equal(s, dbs)
+    with dbs.wh() as wh:  # bronze emptied by hand: new storage, read in full, every row repaired
+        wh.execute("truncate bronze_browser_infra.browser_sessions")
+    found = check(s, dbs)
+    assert found.bronze_side == "full pass" and found.missing == found.appended == found.rows_checked > 0
+    assert_equal(s, dbs)
+    assert_nothing_found(s, dbs)
 
 
 def test_the_deep_check_reads_bronze_itself(dbs, spec):

@@ -7,6 +7,11 @@ current row, and bronze has no live key the source does not have.
 How (the data-diff approach, cost near a scan of each side when nothing differs):
 1. One aggregate per side over every due key: count and sum of a 64-bit hash per key, the source and
    the warehouse queried at the same time (a thread each). Equal: done, no row left either server.
+   Bronze's side (method `versions`) is the checksum stored by the last check (ops.reconcile_checksums)
+   plus what the batches since wrote (_BronzeChecksum: the keys they touched, looked up), so it reads
+   little of bronze; the source's side reads key and cursor of every row (its heap, or an index that
+   holds both). Bronze is read in full when the stored checksum cannot be accounted for exactly, and
+   by every deep check (`rows`): that one trusts nothing but bronze itself.
 2. Otherwise the range is cut into about FANOUT sub-ranges at a sample of the source's keys (keys
    whose hash matches a mask: deterministic, no sort), both sides aggregate each sub-range in one
    grouped pass, and only the differing ones are cut again, until a range holds at most LEAF_KEYS
@@ -346,7 +351,14 @@ class _BronzeChecksum:
 
     def _every_key(self) -> tuple[int, int]:
         wh, spec = self.wh, self.spec
-        signature = hashlib.md5(self.sides.latest_of(sql.Identifier("k")).as_string(wh).encode()).hexdigest()  # noqa: S324
+        # the hash's SQL (columns, types, functions) and the table's storage: a table dropped and
+        # recreated, truncated or rewritten is read in full
+        (storage,) = wh.execute(
+            "select format('%%s/%%s', oid, pg_relation_filenode(oid)) from pg_class where oid = %s::regclass",
+            (self.sides.bronze.as_string(wh),),
+        ).fetchone()
+        hash_sql = self.sides.latest_of(sql.Identifier("k")).as_string(wh)
+        signature = hashlib.md5(f"{storage} {hash_sql}".encode()).hexdigest()  # noqa: S324 - a fingerprint
         stored = wh.execute(
             "select signature, keys_live, hash_sum, batches, computed_at from ops.reconcile_checksums "
             "where source = %s and table_name = %s",
@@ -397,7 +409,7 @@ class _BronzeChecksum:
         """What batches the stored checksum does not cover changed in it; None: not accountable."""
         writes = [b for b in new if b[2]]
         if not writes:
-            self.how = f"stored checksum, {len(new)} later batches wrote nothing"
+            self.how = f"stored checksum ({len(new)} later batches wrote nothing)" if new else "stored checksum"
             return 0, 0
         integer = self.cursor_type != "timestamp with time zone"
         bounds = [(b[5], b[6]) if integer else (b[3], b[4]) for b in writes]
