@@ -398,6 +398,18 @@ def test_a_stored_checksum_that_cannot_be_accounted_for_is_not_used(dbs, spec):
     assert_nothing_found(s, dbs)
 
 
+def test_many_rows_written_since_are_read_in_full(dbs, spec, monkeypatch):
+    """Looking up more written rows than DELTA_MAX_SHARE of bronze's keys costs more than one pass."""
+    s = spec("browser_sessions")
+    load(s, dbs)
+    check(s, dbs)
+    new_activity(dbs, AS_OF + 30 * MINUTE)
+    load(s, dbs, AS_OF, AS_OF + HOUR)
+    monkeypatch.setattr(reconcile, "DELTA_MAX_SHARE", 0.0001)
+    found = check(s, dbs)
+    assert found.bronze_side == "full pass" and found.repaired == 0
+
+
 def test_the_deep_check_reads_bronze_itself(dbs, spec):
     """The stored checksum trusts that only ledgered batches write bronze; the deep check (daily) does not:
     a version removed from bronze by hand is found and repaired by it."""
