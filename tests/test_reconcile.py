@@ -20,6 +20,7 @@ from medallion.local.demo import browser_infra as demo_source
 from medallion.replication import ReplicationError, replicate
 
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 
 
 def load(spec, dbs, start=AS_OF - HOUR, end=AS_OF):
@@ -276,6 +277,150 @@ def test_index_names_are_unique_and_fit_postgres(spec):
     long = "t" * 63
     assert len(reconcile.index_name(spec("browser_sessions", name=long))) <= 63
     assert reconcile.index_name(spec("browser_sessions", name=long)) not in (long, f"{long}__cursor_brin"[:63])
+
+
+# --- the stored checksum of bronze (ops.reconcile_checksums) ------------------------------------
+
+
+def probe_table(dbs, spec):
+    """public.probe: even ids 2..20000 (odd ids are free anywhere in the key range), loaded into bronze."""
+    source_table(
+        dbs,
+        "create table probe (id bigint primary key, payload text not null, updated_at timestamptz not null)",
+        f"insert into probe select 2 * g, md5(g::text), '{AS_OF.isoformat()}'::timestamptz - g * interval '1 second' "
+        "from generate_series(1, 10000) g",
+        "create index on probe (updated_at)",
+    )
+    s = spec("browser_sessions", name="probe")
+    assert load(s, dbs).rows_written == 10_000
+    return s
+
+
+def test_one_changed_missing_or_deleted_row_anywhere_is_found_through_the_stored_checksum(dbs, spec):
+    """Bronze's side of a check comes from the stored checksum (no full pass over bronze), and still a
+    single differing row is found at the start, middle and end of the key range, of every kind."""
+    s = probe_table(dbs, spec)
+    first = check(s, dbs)
+    assert first.bronze_side == "full pass" and first.repaired == 0
+    late = AS_OF - 2 * HOUR  # a late commit: dated inside the windows already loaded
+    insert = "insert into probe values (%s, 'late', %s)"
+    bump = "update probe set payload = 'stale', updated_at = updated_at + interval '1 ms' where id = %s"
+    delete = "delete from probe where id = %s"
+    cases = [("missing", insert, key, (late,)) for key in (1, 10_001, 20_001)]  # below, inside, above the keys
+    cases += [("stale", bump, key, ()) for key in (2, 10_000, 20_000)]  # the first, a middle and the last key
+    cases += [("deleted", delete, key, ()) for key in (4, 10_002, 19_998)]
+    for kind, statement, key, extra in cases:
+        with dbs.src_admin() as conn:
+            assert conn.execute(statement, (key, *extra)).rowcount == 1
+        found = check(s, dbs)
+        assert found.bronze_side.startswith("stored checksum"), (kind, key, found.bronze_side)
+        counts = {"missing": found.missing, "stale": found.stale, "deleted": found.deleted}
+        assert counts == {k: int(k == kind) for k in counts}, (kind, key, counts)
+        assert found.repaired == 1, (kind, key)
+        # the repair is added to the stored checksum: the next check needs no full pass either
+        again = check(s, dbs)
+        assert again.bronze_side.startswith("stored checksum") and again.repaired == 0, (kind, key)
+    assert_equal(s, dbs)
+
+
+def new_activity(dbs, at) -> None:
+    """A new session and an update of an old one, both dated `at` (the next load's window)."""
+    with dbs.src_admin() as conn:
+        conn.execute(
+            "insert into browser_sessions select (md5(random()::text))::uuid, organization_id, project_id, status, "
+            "region, started_at, ended_at, duration_ms, proxy_bytes, keep_alive, user_agent, metadata, created_at, "
+            "%s from browser_sessions order by id limit 1",
+            (at,),
+        )
+        conn.execute(
+            "update browser_sessions set status = 'completed', updated_at = %s "
+            "where id = (select id from browser_sessions where updated_at < %s order by id desc limit 1)",
+            (at, AS_OF - HOUR),
+        )
+
+
+def test_loads_between_checks_are_added_to_the_stored_checksum(dbs, spec):
+    s = spec("browser_sessions")
+    load(s, dbs)
+    assert check(s, dbs).bronze_side == "full pass"
+    new_activity(dbs, AS_OF + 30 * MINUTE)
+    assert load(s, dbs, AS_OF, AS_OF + HOUR).rows_written == 2
+    found = check(s, dbs)
+    assert found.bronze_side == "stored checksum + 1 later batches (2 rows)", found.bronze_side
+    assert found.repaired == 0
+    # a late commit, then two more loads: still found, bronze's side from the checksum and the loads
+    with dbs.src_admin() as conn:
+        late = conn.execute(
+            "update browser_sessions set status = 'failed', updated_at = %s "
+            "where id = (select id from browser_sessions where updated_at < %s order by id limit 1) returning id",
+            (AS_OF - HOUR, AS_OF - HOUR),
+        ).fetchone()[0]
+    new_activity(dbs, AS_OF + 90 * MINUTE)
+    load(s, dbs, AS_OF + HOUR, AS_OF + 2 * HOUR)
+    new_activity(dbs, AS_OF + 150 * MINUTE)
+    load(s, dbs, AS_OF + 2 * HOUR, AS_OF + 3 * HOUR)
+    found = check(s, dbs)
+    assert found.bronze_side == "stored checksum + 2 later batches (4 rows)", found.bronze_side
+    assert (found.stale, found.missing, found.deleted, found.appended) == (1, 0, 0, 1)
+    with dbs.wh() as wh:
+        assert wh.execute("select id from bronze_browser_infra.browser_sessions where _batch_id = %s",
+                          (found.batch_id,)).fetchall() == [(late,)]  # fmt: skip
+    assert_equal(s, dbs)
+    assert_nothing_found(s, dbs)
+
+
+def test_a_stored_checksum_that_cannot_be_accounted_for_is_not_used(dbs, spec):
+    """A later batch whose rows do not match the ledger's count, a full refresh, other columns: a full pass."""
+    s = spec("browser_sessions")
+    load(s, dbs)
+    check(s, dbs)
+    new_activity(dbs, AS_OF + 30 * MINUTE)
+    loaded = load(s, dbs, AS_OF, AS_OF + HOUR)
+    with dbs.wh() as wh:
+        wh.execute("update ops.replication_batches set rows_written = rows_written + 1 where batch_id = %s",
+                   (loaded.batch_id,))  # fmt: skip
+    found = check(s, dbs)
+    assert found.bronze_side == "full pass" and found.repaired == 0
+    assert check(s, dbs).bronze_side.startswith("stored checksum")
+    with dbs.wh() as wh:  # another signature (e.g. a column added or retyped): recomputed
+        wh.execute("update ops.reconcile_checksums set signature = 'older' where table_name = 'browser_sessions'")
+    assert check(s, dbs).bronze_side == "full pass"
+    with dbs.src() as src, dbs.wh() as wh:
+        replicate(s, src, wh, interval_start=AS_OF, interval_end=AS_OF + HOUR, full_refresh=True)
+    found = check(s, dbs)
+    assert found.bronze_side == "full pass" and found.repaired == 0
+    assert_equal(s, dbs)
+    with dbs.wh() as wh:  # bronze emptied by hand: new storage, read in full, every row repaired
+        wh.execute("truncate bronze_browser_infra.browser_sessions")
+    found = check(s, dbs)
+    assert found.bronze_side == "full pass" and found.missing == found.appended == found.rows_checked > 0
+    assert_equal(s, dbs)
+    assert_nothing_found(s, dbs)
+
+
+def test_many_rows_written_since_are_read_in_full(dbs, spec, monkeypatch):
+    """Looking up more written rows than DELTA_MAX_SHARE of bronze's keys costs more than one pass."""
+    s = spec("browser_sessions")
+    load(s, dbs)
+    check(s, dbs)
+    new_activity(dbs, AS_OF + 30 * MINUTE)
+    load(s, dbs, AS_OF, AS_OF + HOUR)
+    monkeypatch.setattr(reconcile, "DELTA_MAX_SHARE", 0.0001)
+    found = check(s, dbs)
+    assert found.bronze_side == "full pass" and found.repaired == 0
+
+
+def test_the_deep_check_reads_bronze_itself(dbs, spec):
+    """The stored checksum trusts that only ledgered batches write bronze; the deep check (daily) does not:
+    a version removed from bronze by hand is found and repaired by it."""
+    s = probe_table(dbs, spec)
+    check(s, dbs)
+    with dbs.wh() as wh:
+        wh.execute("delete from bronze_browser_infra.probe where id = 10000")
+    deep = check(s, dbs, method="rows")
+    assert deep.bronze_side == "full pass"
+    assert (deep.missing, deep.stale, deep.deleted, deep.appended) == (1, 0, 0, 1)
+    assert_equal(s, dbs)
 
 
 # --- through Airflow ---------------------------------------------------------------------------
