@@ -15,8 +15,12 @@ def docs(p: config.Product, job: config.DbtJob, dag_id: str) -> str:
         if job.after
         else "runs"
     )
-    when = f"on schedule `{job.schedule}` (UTC)" if job.schedule else (
-        "**on demand only** (`schedule: null`: no schedule, no upstream asset; trigger it by hand or from the API)"
+    when = (
+        f"on schedule `{job.schedule}` (UTC)"
+        if job.schedule
+        else (
+            "**on demand only** (`schedule: null`: no schedule, no upstream asset; trigger it by hand or from the API)"
+        )
     )
     return f"""
 # {dag_id} — product `{p.id}`: silver → its marts (tables) and metric views

@@ -68,11 +68,11 @@ scored as (
 
     select
         *,
-        avg(revenue) over trailing as trailing_mean,
-        stddev_samp(revenue) over trailing as trailing_stddev,
-        count(*) over trailing as trailing_weeks
+        avg(revenue) over prior_weeks as trailing_mean,
+        stddev_samp(revenue) over prior_weeks as trailing_stddev,
+        count(*) over prior_weeks as trailing_weeks
     from filled
-    window trailing as (
+    window prior_weeks as (
         partition by category order by week_start rows between {{ window_weeks }} preceding and 1 preceding
     )
 
