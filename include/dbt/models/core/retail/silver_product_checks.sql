@@ -51,14 +51,25 @@ judged as (
 
     select
         *,
-        case when is_object then array_remove(array[
-            case when sku is null then 'missing_key:sku' end,
-            case when raw_name is null then 'missing_key:name' end,
-            case when raw_category is null then 'missing_key:category' end,
-            case when raw_category is not null and category is null then 'unknown_category:category' end,
-            case when raw_unit_price is not null and unit_price is null then 'not_a_number:unit_price' end,
-            case when unit_price <= 0 then 'not_positive:unit_price' end
-        ], null) else array['not_an_object:payload'] end as reasons
+        case when is_object
+                then array_remove(array[
+                        case when sku is null then 'missing_key:sku' end,
+                        case when raw_name is null then 'missing_key:name' end,
+                        case when raw_category is null then 'missing_key:category' end,
+                        case
+                            when
+                                raw_category is not null and category is null
+                                then 'unknown_category:category'
+                        end,
+                        case
+                            when
+                                raw_unit_price is not null and unit_price is null
+                                then 'not_a_number:unit_price'
+                        end,
+                        case when unit_price <= 0 then 'not_positive:unit_price' end
+                    ], null)
+            else array['not_an_object:payload']
+        end as reasons
     from typed
 
 ),
@@ -68,10 +79,10 @@ ranked as (
     select
         *,
         case when cardinality(reasons) = 0
-            then row_number() over (
-                partition by sku, cardinality(reasons) = 0
-                order by received_at desc, landing_id desc
-            )
+                then row_number() over (
+                        partition by sku, cardinality(reasons) = 0
+                        order by received_at desc, landing_id desc
+                    )
         end as newest_first
     from judged
 

@@ -61,7 +61,10 @@ final as (
 
         -- why
         reasons,
-        array(select distinct split_part(r, ':', 1) from unnest(reasons) as r order by 1) as rules,
+        array(
+            select distinct split_part(r, ':', 1) from unnest(reasons) as r
+            order by 1
+        ) as rules,
 
         -- what came in, and how
         payload,

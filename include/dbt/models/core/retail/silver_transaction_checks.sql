@@ -52,13 +52,19 @@ extracted as (
         nullif(trim(payload ->> 'store_id'), '') as store_id,
         nullif(trim(payload ->> 'basket_id'), '') as basket_id,
         case when payload_type = 'object' then array(
-            select k from jsonb_object_keys(payload) as k
-            where k not in (
-                'transaction_id', 'transaction_date', 'sku', 'product_name', 'category', 'quantity',
-                'unit_price', 'amount', 'currency', 'store_id', 'basket_id'
-            )
-            order by k
-        ) end as extra_keys
+                    select k from jsonb_object_keys(landed.payload) as k
+                    where k not in (
+                            'transaction_id',
+                            'transaction_date',
+                            'sku',
+                            'product_name',
+                            'category',
+                            'quantity',
+                            'unit_price', 'amount', 'currency', 'store_id', 'basket_id'
+                        )
+                    order by k
+                )
+        end as extra_keys
     from landed
 
 ),
@@ -72,7 +78,7 @@ typed as (
         {{ retail_number('raw_unit_price') }} as unit_price,
         {{ retail_number('raw_amount') }} as sent_amount,
         {{ retail_category('raw_category') }} as sent_category,
-        coalesce(raw_currency, 'PHP') as currency,  -- the POS exports omit it: pesos
+        coalesce(extracted.raw_currency, 'PHP') as currency,  -- the POS exports omit it: pesos
         catalogue.sku is not null as known_product,
         catalogue.product_name,
         catalogue.category as catalogue_category
@@ -86,26 +92,48 @@ judged as (
     select
         *,
         coalesce(sent_amount, round(quantity * unit_price, 2)) as amount,
-        case when is_object then array_remove(array[
-            case when transaction_id is null then 'missing_key:transaction_id' end,
-            case when raw_transaction_date is null then 'missing_key:transaction_date' end,
-            case when sku is null then 'missing_key:sku' end,
-            case when raw_quantity is null then 'missing_key:quantity' end,
-            case when raw_unit_price is null then 'missing_key:unit_price' end,
-            case when store_id is null then 'missing_key:store_id' end,
-            case when raw_transaction_date is not null and transaction_date is null then 'bad_date:transaction_date' end,
-            case when transaction_date > current_date then 'future_date:transaction_date' end,
-            case when raw_quantity is not null and quantity is null then 'not_a_number:quantity' end,
-            case when raw_unit_price is not null and unit_price is null then 'not_a_number:unit_price' end,
-            case when raw_amount is not null and sent_amount is null then 'not_a_number:amount' end,
-            case when quantity <= 0 then 'not_positive:quantity' end,
-            case when coalesce(sent_amount, quantity * unit_price) <= 0 then 'not_positive:amount' end,
-            case when sent_amount > 0 and abs(sent_amount - quantity * unit_price) > 0.01
-                then 'amount_mismatch:amount' end,
-            case when raw_category is not null and sent_category is null then 'unknown_category:category' end,
-            case when raw_currency not in ('PHP', 'USD') then 'unknown_currency:currency' end,
-            case when sku is not null and not known_product then 'unknown_product:sku' end
-        ], null) else array['not_an_object:payload'] end as reasons
+        case when is_object
+                then array_remove(array[
+                        case when transaction_id is null then 'missing_key:transaction_id' end,
+                        case when raw_transaction_date is null then 'missing_key:transaction_date' end,
+                        case when sku is null then 'missing_key:sku' end,
+                        case when raw_quantity is null then 'missing_key:quantity' end,
+                        case when raw_unit_price is null then 'missing_key:unit_price' end,
+                        case when store_id is null then 'missing_key:store_id' end,
+                        case
+                            when
+                                raw_transaction_date is not null and transaction_date is null
+                                then 'bad_date:transaction_date'
+                        end,
+                        case when transaction_date > current_date then 'future_date:transaction_date' end,
+                        case
+                            when raw_quantity is not null and quantity is null then 'not_a_number:quantity'
+                        end,
+                        case
+                            when
+                                raw_unit_price is not null and unit_price is null
+                                then 'not_a_number:unit_price'
+                        end,
+                        case
+                            when raw_amount is not null and sent_amount is null then 'not_a_number:amount'
+                        end,
+                        case when quantity <= 0 then 'not_positive:quantity' end,
+                        case
+                            when coalesce(sent_amount, quantity * unit_price) <= 0 then 'not_positive:amount'
+                        end,
+                        case when sent_amount > 0 and abs(sent_amount - quantity * unit_price) > 0.01
+                                then 'amount_mismatch:amount'
+                        end,
+                        case
+                            when
+                                raw_category is not null and sent_category is null
+                                then 'unknown_category:category'
+                        end,
+                        case when raw_currency not in ('PHP', 'USD') then 'unknown_currency:currency' end,
+                        case when sku is not null and not known_product then 'unknown_product:sku' end
+                    ], null)
+            else array['not_an_object:payload']
+        end as reasons
     from typed
 
 ),
@@ -115,10 +143,10 @@ ranked as (
     select
         *,
         case when cardinality(reasons) = 0
-            then row_number() over (
-                partition by transaction_id, cardinality(reasons) = 0
-                order by received_at, landing_id
-            )
+                then row_number() over (
+                        partition by transaction_id, cardinality(reasons) = 0
+                        order by received_at, landing_id
+                    )
         end as delivery_number
     from judged
 

@@ -22,7 +22,7 @@ weekly as (
     select
         date_trunc('week', transaction_date)::date as week_start,
         category,
-        count(*) as transactions,
+        count(*) as transactions,  -- noqa: RF04
         sum(quantity) as units,
         sum(amount) as revenue
     from transactions
@@ -35,8 +35,14 @@ bounds as (
     select
         min(week_start) as first_week,
         max(week_start) as last_week,
-        (select max(transaction_date) from transactions) as last_day
+        (select max(transactions.transaction_date) from transactions) as last_day
     from weekly
+
+),
+
+categories as (
+
+    select distinct category from weekly
 
 ),
 
@@ -46,8 +52,9 @@ spine as (
         weeks.week_start::date as week_start,
         categories.category
     from bounds
-    cross join lateral generate_series(bounds.first_week, bounds.last_week, interval '1 week') as weeks (week_start)
-    cross join (select distinct category from weekly) as categories
+    cross join
+        lateral generate_series(bounds.first_week, bounds.last_week, interval '1 week') as weeks (week_start)
+    cross join categories
 
 ),
 
@@ -56,7 +63,7 @@ filled as (
     select
         spine.week_start,
         spine.category,
-        coalesce(weekly.transactions, 0) as transactions,
+        coalesce(weekly.transactions, 0) as transactions,  -- noqa: RF04
         coalesce(weekly.units, 0) as units,
         coalesce(weekly.revenue, 0) as revenue
     from spine

@@ -18,9 +18,9 @@ transactions as (
 monthly as (
 
     select
-        {{ month_start('transaction_date') }} as month,
+        {{ month_start('transaction_date') }} as month,  -- noqa: RF04
         category,
-        count(*) as transactions,
+        count(*) as transactions,  -- noqa: RF04
         sum(quantity) as units,
         sum(amount) as revenue,
         count(distinct store_id) as stores
@@ -29,14 +29,26 @@ monthly as (
 
 ),
 
+categories as (
+
+    select distinct category from monthly
+
+),
+
 spine as (
 
     select
-        months.month::date as month,
+        months.month::date as month,  -- noqa: RF04
         categories.category
-    from (select min(month) as first_month, max(month) as last_month from monthly) as bounds
-    cross join lateral generate_series(bounds.first_month, bounds.last_month, interval '1 month') as months (month)
-    cross join (select distinct category from monthly) as categories
+    from (
+        select
+            min(month) as first_month,
+            max(month) as last_month
+        from monthly
+    ) as bounds
+    cross join
+        lateral generate_series(bounds.first_month, bounds.last_month, interval '1 month') as months (month)
+    cross join categories
 
 ),
 
@@ -45,7 +57,7 @@ filled as (
     select
         spine.month,
         spine.category,
-        coalesce(monthly.transactions, 0) as transactions,
+        coalesce(monthly.transactions, 0) as transactions,  -- noqa: RF04
         coalesce(monthly.units, 0) as units,
         coalesce(monthly.revenue, 0) as revenue,
         coalesce(monthly.stores, 0) as stores

@@ -35,7 +35,7 @@ pairs as (
         count(*) as baskets
     from basket_lines as mine
     inner join basket_lines as other on mine.basket_id = other.basket_id and mine.sku <> other.sku
-    group by 1, 2
+    group by mine.sku, other.sku
 
 ),
 
@@ -45,7 +45,7 @@ co_purchases as (
         sku,
         sum(baskets) as co_purchase_count,
         count(*) as co_purchased_products,
-        (array_agg(other_sku order by baskets desc, other_sku))[1] as top_co_purchased_sku,
+        (array_agg(other_sku order by baskets desc, other_sku asc))[1] as top_co_purchased_sku,
         max(baskets) as top_co_purchase_count
     from pairs
     group by sku
@@ -56,7 +56,7 @@ sales as (
 
     select
         sku,
-        count(*) as transactions,
+        count(*) as transactions,  -- noqa: RF04
         sum(quantity) as units,
         sum(amount) as revenue,
         max(transaction_date) as last_sold_on,
@@ -75,15 +75,17 @@ final as (
         products.category,
 
         -- popularity
-        coalesce(sales.transactions, 0) as transactions,
+        coalesce(sales.transactions, 0) as transactions,  -- noqa: RF04
         coalesce(sales.units, 0) as units,
         coalesce(sales.revenue, 0) as revenue,
         coalesce(sales.transactions_30d, 0) as transactions_30d,
         rank() over (
             partition by products.category order by coalesce(sales.units, 0) desc
         ) as popularity_rank_in_category,
-        {{ ratio('coalesce(sales.units, 0)', 'sum(coalesce(sales.units, 0)) over (partition by products.category)') }}
-            as category_unit_share,
+        {{ ratio(
+            'coalesce(sales.units, 0)',
+            'sum(coalesce(sales.units, 0)) over (partition by products.category)'
+        ) }} as category_unit_share,
 
         -- recency
         sales.last_sold_on,

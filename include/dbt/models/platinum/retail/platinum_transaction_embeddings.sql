@@ -22,7 +22,8 @@ texts as (
         sku,
         store_id,
         format(
-            'Retail transaction %s on %s at store %s: %s x %s (SKU %s, category %s) at %s %s each, total %s %s.',
+            'Retail transaction %s on %s at store %s: %s x %s (SKU %s, category %s) at %s %s each, '
+            || 'total %s %s.',
             transaction_id,
             to_char(transaction_date, 'YYYY-MM-DD'),
             store_id,
