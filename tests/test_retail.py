@@ -445,3 +445,28 @@ def test_a_rejection_spike_emails_the_products_on_call_once_per_incident_then_a_
             assert inbox.take() == []
     finally:
         controller.stop()
+
+
+# --- last: it breaks silver on purpose -------------------------------------------------------------------
+
+
+def test_a_failing_dbt_test_leaves_its_offending_rows_in_test_failures(retail):
+    """`select * from test_failures.<test>` shows what a failed test found (store_failures, set in dbt_project.yml)."""
+    with retail.wh() as wh:
+        wh.execute(
+            """insert into silver_retail.silver_validated_transactions
+               select 'TEST-BAD', basket_id, store_id, sku, current_date + 3, product_name, category, quantity,
+                      unit_price, -5, currency, extra_keys, landing_id, landed_via, received_at, validated_at
+                 from silver_retail.silver_validated_transactions where transaction_id = 'TEST-CLEAN'"""
+        )
+    with pytest.raises(AssertionError, match="expression_is_true_silver_validated_transactions"):
+        dbt("test", "silver_validated_transactions", retail.wh_uri, None, None, *CAUTIOUS)
+    with retail.wh() as wh:
+        tables = [r[0] for r in wh.execute(
+            """select table_name from information_schema.columns
+                where table_schema = 'test_failures' and column_name = 'transaction_id'""")]  # fmt: skip
+        found = {t for t in tables if one(wh, f'select count(*) from test_failures."{t}" where transaction_id = %s',
+                                          "TEST-BAD")}  # fmt: skip
+        wh.execute("delete from silver_retail.silver_validated_transactions where transaction_id = 'TEST-BAD'")
+    # amount > 0, transaction_date <= current_date, amount = quantity x unit price, unique transaction_id ...
+    assert len(found) >= 3 and any("amount" in t for t in found), found
