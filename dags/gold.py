@@ -15,12 +15,19 @@ def docs(p: config.Product, job: config.DbtJob, dag_id: str) -> str:
         if job.after
         else "runs"
     )
+    when = (
+        f"on schedule `{job.schedule}` (UTC)"
+        if job.schedule
+        else (
+            "**on demand only** (`schedule: null`: no schedule, no upstream asset; trigger it by hand or from the API)"
+        )
+    )
     return f"""
 # {dag_id} — product `{p.id}`: silver → its marts (tables) and metric views
 
 {p.description}
 
-**What**: on schedule `{job.schedule}` (UTC), one `dbt build` of `{select}` (models and their
+**What**: {when}, one `dbt build` of `{select}` (models and their
 tests; include/products/{p.id}.yml), rendered by Cosmos from `include/dbt/target/manifest.json`.
 The `dbt_producer_watcher`
 task runs the build; each `<model>_run` task is a light sensor showing that model's result;

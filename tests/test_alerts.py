@@ -77,7 +77,7 @@ def browser_infra_only():
     for kind, declare in list(freshness.SLA_DECLARATIONS.items()):
         if kind != "bronze":
             scoped = lambda *a, declare=declare, **kw: [  # noqa: E731
-                s for s in declare(*a, **kw) if "product_analytics" not in s.source
+                s for s in declare(*a, **kw) if not s.source.endswith(("product_analytics", "retail"))
             ]
             patch.setitem(freshness.SLA_DECLARATIONS, kind, scoped)
             patch.setattr(freshness, f"{kind}_slas", scoped)

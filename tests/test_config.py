@@ -38,7 +38,13 @@ def test_the_project_declaration_loads():
     assert sessions.bronze_schema == "bronze_browser_infra" and sessions.reconcile_deletes
     assert tables["plans"].mode == "full" and not tables["plans"].reconcile_deletes
     assert tables["session_events"].freshness.error_after.total_seconds() == 4 * 3600  # table override
-    assert config.connection_ids() == {"browser_infra_source", "product_analytics_source", "warehouse", "smtp_default"}
+    assert config.connection_ids() == {
+        "browser_infra_source",
+        "product_analytics_source",
+        "retail_source",
+        "warehouse",
+        "smtp_default",
+    }
 
 
 def test_table_overrides_and_defaults(tmp_path):
@@ -275,7 +281,7 @@ def test_every_mart_declares_gold_freshness_on_a_documented_date_column():
     slas = {sla.table_name: sla for sla in freshness.gold_slas()}
     assert set(slas) == set(marts) and len(marts) >= 6, "every mart, and only marts, has a gold SLA"
     for name, sla in slas.items():
-        assert sla.kind == "gold" and sla.source in ("gold_marts", "gold_product_analytics")
+        assert sla.kind == "gold" and sla.source in ("gold_marts", "gold_product_analytics", "gold_retail")
         assert sla.covered_by in marts[name]["columns"], (
             f"{name}: covered_by {sla.covered_by} is not a documented column"
         )
@@ -522,3 +528,20 @@ def test_incremental_mode_still_needs_a_key(tmp_path):
     path = write(tmp_path, HEAD + "      - name: a\n        config: {meta: {replication: {primary_key: []}}}\n")
     with pytest.raises(ConfigError, match=r":11: table app\.a: primary_key must be a column name or a non-empty list"):
         load_tables([path])
+
+
+def test_a_dbt_job_with_schedule_null_runs_on_demand_only_and_a_forgotten_schedule_is_still_an_error(product_dirs):
+    manual = PRODUCT_YML + "  platinum: {layer: gold, schedule: null, select: [tag:ai]}\n"
+    product_dirs("shop", manual)
+    job = {j.name: j for j in config.load_product("shop").dbt_jobs}["platinum"]
+    assert (job.schedule, job.after, job.select) == (None, None, ("tag:ai",))
+    from medallion import backfill, transform
+
+    assert transform.schedule(job.schedule) is None  # the DAG: no timetable, manual triggers only
+    assert "platinum_shop" not in backfill.dag_order(config.load_product("shop"))  # never backfilled
+    product_dirs("shop", PRODUCT_YML + "  platinum: {layer: gold, select: [tag:ai]}\n")
+    with pytest.raises(config.ConfigError, match=r"shop\.yml:\d+: product shop job platinum: schedule must be a cron"):
+        config.load_product("shop")
+    product_dirs("shop", PRODUCT_YML + "  platinum: {layer: gold, schedule: null, after: silver, select: [tag:ai]}\n")
+    with pytest.raises(config.ConfigError, match=r"job platinum: a manual-only job \(schedule: null\) cannot run"):
+        config.load_product("shop")

@@ -66,8 +66,9 @@ def airflow_command(start: datetime, end: datetime, dag_id: str = "bronze_browse
 
 
 def dag_order(product) -> list[str]:
-    """A product's DAGs in the order its layers feed each other: bronze, silver jobs, gold jobs."""
-    jobs = [j.name for layer in ("silver", "gold") for j in product.dbt_jobs if j.layer == layer]
+    """A product's scheduled DAGs in the order its layers feed each other: bronze, silver jobs, gold jobs
+    (manual-only jobs, `schedule: null`, are never part of a backfill or the demo's chain)."""
+    jobs = [j.name for layer in ("silver", "gold") for j in product.dbt_jobs if j.layer == layer and j.schedule]
     return [product.dag_id(job) for job in ("bronze", *jobs)]
 
 

@@ -271,7 +271,7 @@ class DbtJob:
 
     name: str
     layer: str  # silver | gold: which thin DAG file generates it
-    schedule: str  # cron of its data intervals
+    schedule: str | None  # cron of its data intervals; None (`schedule: null`): manual runs only
     after: str | None  # also run when this job (or bronze) of the product has published its asset
     select: tuple[str, ...]  # dbt selection (union of the items)
 
@@ -360,7 +360,13 @@ def load_product(product_id: str) -> Product:
         select = _str_list(job.get("select"), where, "select")
         if not select:
             raise ConfigError(f"{where}: select is missing (a dbt selection, e.g. tag:{product_id})")
-        jobs.append(DbtJob(name, layer, _cron(job.get("schedule"), where, "schedule"), job.get("after"), select))
+        # `schedule: null` (written out: a forgotten schedule stays an error) is a job run on demand only,
+        # e.g. retail's platinum views: never by a schedule, nor by an upstream's asset.
+        manual = "schedule" in job and job["schedule"] is None
+        if manual and after is not None:
+            raise ConfigError(f"{where}: a manual-only job (schedule: null) cannot run after {after!r}")
+        schedule = None if manual else _cron(job.get("schedule"), where, "schedule")
+        jobs.append(DbtJob(name, layer, schedule, after, select))
     return Product(
         id=product_id,
         description=" ".join(str(data.get("description") or "").split()),

@@ -48,7 +48,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import class_row
 
-from medallion import alerts, config, connections, outbox, warehouse
+from medallion import alerts, config, connections, outbox, quality, warehouse
 from medallion.config import DBT_PROJECT_DIR, OPS_SCHEMA, ConfigError
 
 log = logging.getLogger(__name__)
@@ -615,6 +615,9 @@ def check(strict: bool = True) -> dict:
                 outbox.enqueue(change.wh, alerts.gap_email(*key, holes), "gap")
             for key, opened_at in gaps.recovered.items():
                 outbox.enqueue(change.wh, alerts.gap_recovered_email(*key, opened_at), "gap")
+            # rejection spikes in validated silver models (medallion.quality): once per incident, then recovery
+            dq = quality.record(change.wh)
+            quality.enqueue_news(change.wh, dq)
             recovered = alerts.close_recovered_problems(change.wh)
     except Exception as exc:
         if strict:
@@ -646,5 +649,7 @@ def check(strict: bool = True) -> dict:
         "gaps": sorted(f"{s}.{t}" for s, t in gaps.opened),
         "gaps_recovered": sorted(f"{s}.{t}" for s, t in gaps.recovered),
         "problems_recovered": recovered,
+        "quality": sorted(f"{a.product}:{a.table}" for a, _ in dq.opened),
+        "quality_recovered": sorted(f"{a.product}:{a.table}" for a, _, _ in dq.recovered),
         "alerts_sent": len(change.delivery.sent),
     } | ({"error": alerts.first_line(undelivered)} if undelivered else {})

@@ -121,8 +121,11 @@ def _model_name(node) -> str:
     return node.name
 
 
-def schedule(cron: str, upstream: Asset | None = None) -> AssetOrTimeSchedule | CronDataIntervalTimetable:
-    """On `cron` with a real data interval (backfills by date range), and when the upstream layer has landed."""
+def schedule(cron: str | None, upstream: Asset | None = None) -> AssetOrTimeSchedule | CronDataIntervalTimetable | None:
+    """On `cron` with a real data interval (backfills by date range), and when the upstream layer has landed.
+    No cron (a manual-only job, `schedule: null`): None, the DAG runs only when triggered."""
+    if cron is None:
+        return None
     timetable = CronDataIntervalTimetable(cron, timezone=dagkit.TIMEZONE)
     return AssetOrTimeSchedule(timetable=timetable, assets=[upstream]) if upstream is not None else timetable
 

@@ -6,11 +6,11 @@
     A product folder (models/<layer>/<product>/) without a +schema gets its product's schema for
     the layer, so a new product needs no line in dbt_project.yml and two products never share a
     schema: staging -> stg_<product>, core -> silver_<product>, marts -> gold_<product>,
-    metrics -> gold_<product>_metrics (the freshness checks read silver_* / gold_* schemas).
+    metrics -> gold_<product>_metrics, platinum -> platinum_<product> (the freshness checks read silver_* / gold_* schemas).
 #}
 {% macro generate_schema_name(custom_schema_name, node) -%}
     {%- set layer_schemas = {
-        'staging': 'stg_', 'core': 'silver_', 'marts': 'gold_', 'metrics': 'gold_'
+        'staging': 'stg_', 'core': 'silver_', 'marts': 'gold_', 'metrics': 'gold_', 'platinum': 'platinum_'
     } -%}
     {%- set fqn = node.fqn or [] -%}
     {%- if custom_schema_name is not none -%}
