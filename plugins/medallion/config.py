@@ -26,6 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 INCLUDE_DIR = ROOT / "include"
 DBT_PROJECT_DIR = INCLUDE_DIR / "dbt"
+DBT_MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"  # `make manifest` (dbt parse) writes it
 SQL_DIR = INCLUDE_DIR / "sql"
 PRODUCTS_DIR = INCLUDE_DIR / "products"
 # The Airflow pools the DAGs use are generated from the product declarations (`python -m

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 STALE = ("warn", "error")
 # The dbt manifest the silver and gold DAGs are rendered from (transform.MANIFEST): gold SLAs come from it.
-MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+MANIFEST = config.DBT_MANIFEST
 # covered_by grains: a row covers [value, value + grain); None: the column is the newest instant covered
 GRAINS = {"hour": "1 hour", "day": "1 day", "week": "7 days", "month": "1 month"}
 COVERED_BY_KEYS = {"column", "grain"}

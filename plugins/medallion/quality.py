@@ -72,9 +72,7 @@ class QualityNews:
 
 def declared(manifest: Path | None = None) -> list[RejectionAlert]:
     """Every model whose meta declares `rejection_alert`, from the dbt manifest; ConfigError names file:line."""
-    from medallion import freshness
-
-    path = manifest or freshness.MANIFEST
+    path = manifest or config.DBT_MANIFEST
     try:
         nodes = json.loads(path.read_text())["nodes"]
     except (OSError, ValueError, KeyError) as exc:

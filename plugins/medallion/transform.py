@@ -41,7 +41,7 @@ from cosmos.operators.local import AbstractDbtLocalBase, DbtTestLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from medallion import dagkit
-from medallion.config import DBT_PROJECT_DIR, WAREHOUSE_CONN_ID
+from medallion.config import DBT_MANIFEST, DBT_PROJECT_DIR, WAREHOUSE_CONN_ID
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executab
 INVOCATION_MODE = InvocationMode[os.environ.get("MEDALLION_DBT_INVOCATION", "SUBPROCESS").upper()]
 # WATCHER as shipped; LOCAL (a task per model, `dbt build --select <model>`) exists for the benchmark.
 EXECUTION_MODE = ExecutionMode[os.environ.get("MEDALLION_DBT_EXECUTION", "WATCHER").upper()]
-MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
+MANIFEST = DBT_MANIFEST
 PROJECT_NAME = "medallion"
 
 
