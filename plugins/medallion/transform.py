@@ -36,6 +36,7 @@ from cosmos.constants import (
     TestBehavior,
     TestIndirectSelection,
 )
+from cosmos.dbt import graph as cosmos_graph
 from cosmos.operators._watcher import base as cosmos_watcher
 from cosmos.operators.local import AbstractDbtLocalBase, DbtTestLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
@@ -84,6 +85,27 @@ def _poke(self: Any, context: Any) -> bool:
 
 
 cosmos_watcher.BaseConsumerSensor.poke = _poke
+
+# Every DbtTaskGroup re-reads and re-decodes the whole manifest (0.1-0.2 s each; gold.py renders
+# one per gold or platinum job of every product). One decode per manifest version per process keeps
+# each DAG file's parse under a second. Cosmos only reads the dict it gets back.
+_cosmos_load_manifest = cosmos_graph.DbtGraph._load_manifest_from_file
+_manifests: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
+def _load_manifest_from_file(self: Any, manifest_path: Any) -> dict[str, Any]:
+    local = Path(str(manifest_path))  # Cosmos passes an ObjectStoragePath, local or not
+    if not local.is_file():  # remote object storage: uncached, as Cosmos does it
+        return _cosmos_load_manifest(self, manifest_path)
+    stat = local.stat()
+    key = (str(local), stat.st_mtime_ns, stat.st_size)
+    if key not in _manifests:
+        _manifests.clear()
+        _manifests[key] = _cosmos_load_manifest(self, manifest_path)
+    return _manifests[key]
+
+
+cosmos_graph.DbtGraph._load_manifest_from_file = _load_manifest_from_file
 
 # dbt of this interpreter's environment (a venv's bin/ need not be on PATH)
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt")) if Path(sys.executable).with_name("dbt").exists() else "dbt"
