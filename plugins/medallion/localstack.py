@@ -51,6 +51,14 @@ def watchdog_dags() -> tuple[str, ...]:
     return ("freshness", *(f"bronze_{p}_reconcile" for p in config.product_ids()))
 
 
+def dbt_docs_projects(folder: Path) -> str:
+    """`[cosmos] dbt_docs_projects` serving the docs the `docs` DAG writes to `folder` (Browse → dbt Docs).
+
+    The slug `medallion` is the page's URL, /cosmos/medallion/dbt_docs_index.html (medallion.transform.DOCS_SLUG).
+    """
+    return json.dumps({"medallion": {"dir": str(folder), "name": "dbt Docs (medallion warehouse)"}})
+
+
 class LocalStackError(RuntimeError):
     """A problem the command line reports in one line, without a traceback."""
 
@@ -187,6 +195,12 @@ class Stack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__API__BASE_URL": "http://localhost:8080",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            # the dbt docs: written by the `docs` DAG, served by the api-server (Cosmos' plugin) under
+            # Browse → dbt Docs. Cosmos' telemetry (the plugin reports each docs page view) stays off,
+            # as in medallion.transform: only package registries are reachable.
+            "MEDALLION_DBT_DOCS_DIR": str(self.base / "dbt-docs"),
+            "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": dbt_docs_projects(self.base / "dbt-docs"),
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": os.environ.get("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False"),
             # every product's source connection: its database on the one source server
             **{f"AIRFLOW_CONN_{p.upper()}_SOURCE": self.source_uri(p, user="replicator") for p in config.product_ids()},
             "AIRFLOW_CONN_WAREHOUSE": self.warehouse_uri,
