@@ -397,6 +397,7 @@ def publish(asset: Asset):
 
 # --- the dbt docs in the Airflow UI ------------------------------------------------------------
 
+
 def docs_dir() -> Path:
     """Where `dbt docs generate` publishes the docs: MEDALLION_DBT_DOCS_DIR, else include/dbt/target/docs.
 
