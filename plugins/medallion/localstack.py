@@ -44,11 +44,12 @@ PORTS = {
     "MEDALLION_MAIL_PORT": 8025,  # the mail sink's web page
     "MEDALLION_AIRFLOW_PORT": 8080,  # the Airflow UI / REST API of `make airflow`
 }
-# DAGs `make airflow` unpauses: the freshness watchdog and every product's reconciliation
+# DAGs `make airflow` unpauses: the freshness watchdog, every product's reconciliation, and `docs`
+# (it runs only after a gold build, so the docs page follows gold once gold is unpaused)
 
 
 def watchdog_dags() -> tuple[str, ...]:
-    return ("freshness", *(f"bronze_{p}_reconcile" for p in config.product_ids()))
+    return ("freshness", *(f"bronze_{p}_reconcile" for p in config.product_ids()), "docs")
 
 
 def dbt_docs_projects(folder: Path) -> str:
@@ -411,6 +412,9 @@ def demo(stack: Stack, scale: float) -> None:
         if hasattr(gen, "gold_report"):
             with psycopg.connect(stack.warehouse_uri) as wh:
                 print("\n" + gen.gold_report(wh))
+    print("\nrunning docs (dbt docs generate of every product) through Airflow ...", end=" ", flush=True)
+    run_dag(stack, "docs")
+    print(f"done: {stack.base / 'dbt-docs'}, served by `make airflow` under Browse → dbt Docs")
     print(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
 
 
@@ -448,8 +452,10 @@ def airflow(stack: Stack) -> None:
         print(f"Airflow UI: {live.url}  login: {live.user} / {live.password}  (logs: {live.home / 'logs'})")
         print(f"alert emails: http://127.0.0.1:{port('MEDALLION_MAIL_PORT')}/ (Maildir {stack.maildir})")
         on = live.unpause_existing(watchdog_dags())
-        print(f"unpaused the watchdogs: {', '.join(on) or 'none found'}; the bronze, silver and gold DAGs start "
-              f"paused (schedules start {stack.start_date()})")  # fmt: skip
+        print(f"unpaused the watchdogs and docs: {', '.join(on) or 'none found'}; the bronze, silver and gold "
+              f"DAGs start paused (schedules start {stack.start_date()})")  # fmt: skip
+        print(f"dbt docs (after each gold build): {live.url}/cosmos/medallion/dbt_docs_index.html, "
+              "or Browse → dbt Docs in the UI")  # fmt: skip
         print("Ctrl-C stops every Airflow process (the Postgres servers and the mail sink keep running: "
               "`make down`)", flush=True)  # fmt: skip
         while all(p.poll() is None for p in live.procs.values()):
