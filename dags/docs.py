@@ -26,7 +26,7 @@ DOCS = f"""
 every product's sources, models, columns, tests and lineage, and the warehouse's catalog (column
 types, row counts). The files (`index.html`, `manifest.json`, `catalog.json`) are copied to
 `MEDALLION_DBT_DOCS_DIR` (Docker: the `dbt-docs` volume), which the api-server serves through
-Cosmos' dbt docs plugin: **Browse → dbt Docs (medallion warehouse)**
+Cosmos' dbt docs plugin: **Browse → dbt Docs (medallion warehouse)** opens it in a new tab
 (`/cosmos/{transform.DOCS_SLUG}/dbt_docs_index.html`, configured by `[cosmos] dbt_docs_projects`).
 One run at a time (two would write the same files).
 
