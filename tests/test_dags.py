@@ -78,7 +78,7 @@ def expected_dag_ids() -> dict[str, str]:
 
 
 def test_one_dag_per_product_and_layer_and_policies_hold(parsed):
-    """dag_id = `<layer or job>_<product>` (`freshness`, `docs` are shared); the product's owner and tag show whose it is."""
+    """dag_id = `<layer or job>_<product>` (`freshness`, `docs`: shared); the product's owner and tag say whose."""
     from medallion import config
 
     assert {d: v["file"] for d, v in parsed["dags"].items()} == expected_dag_ids()

@@ -278,7 +278,7 @@ def test_every_source_column_is_declared_and_described():
     assert source_column_problems(manifest) == []
     assert [p for p in violations(manifest) if ": source " in p] == []  # each declared one has a description
     described = [c for s in manifest["sources"].values() for c in s["columns"].values() if c["description"].strip()]
-    assert len(described) >= 200, len(described)  # 145 source columns (107 + 38) + 4 bronze ones for each of the 15 tables
+    assert len(described) >= 200, len(described)  # 145 source columns (107 + 38) + 4 bronze ones x 15 tables
     cursor = manifest["sources"]["source.medallion.browser_infra.plans"]["columns"]["_cursor"]["description"]
     assert "latest version" in cursor, "doc() blocks (models/staging/_bronze.md) are rendered into the docs"
 
