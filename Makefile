@@ -35,7 +35,7 @@ lock: $(VENV)/.installed  ## re-resolve requirements-image.lock and requirements
 # Rebuilt when any file of the dbt project changes, or is added or removed (its folder's mtime);
 # `dbt parse` never connects (dummy WAREHOUSE_*).
 MANIFEST := include/dbt/target/manifest.json
-DBT_SOURCES := $(shell find include/dbt \( -type d -o -name '*.sql' -o -name '*.yml' -o -name '*.yaml' \) \
+DBT_SOURCES := $(shell find include/dbt \( -type d -o -name '*.sql' -o -name '*.yml' -o -name '*.yaml' -o -name '*.md' \) \
 	-not -path 'include/dbt/target*' -not -path 'include/dbt/logs*' -not -path 'include/dbt/dbt_packages*')
 
 $(MANIFEST): $(VENV)/.installed $(DBT_SOURCES) docker/dbt-manifest.sh

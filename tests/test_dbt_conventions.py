@@ -8,11 +8,12 @@ one place: a new violation fails, and so does an exception that is no longer nee
 
 import copy
 import json
+import re
 import sys
 
 import pytest
 
-from medallion import transform
+from medallion import config, transform
 
 # Models outside staging that still read bronze through source() themselves: none since the
 # incremental core models read their touched keys through stg_<product>__<table>_changes (issue 11).
@@ -194,3 +195,141 @@ def test_the_incremental_core_models_read_bronze_through_staging_only():
         assert f"model.medallion.stg_browser_infra__{changes}_changes" in deps and not [
             d for d in deps if d.startswith("source.")
         ], name
+
+
+# --- sources: every column of every replicated table is declared and described ------------------
+# The dbt docs (Browse → dbt Docs in the Airflow UI) show a source's columns from its
+# _<product>__sources.yml; the warehouse's catalog lists the bronze table's real columns. A column
+# the YAML does not declare shows up undescribed, so a new product (or a new source column) must
+# declare and describe each one: the source's own (its DDL in include/sql/source/<product>/) and the
+# ones bronze adds (medallion.replication.METADATA_COLUMNS).
+
+_CREATE_TABLE = re.compile(r"create\s+table\s+(?:if\s+not\s+exists\s+)?([\w.\"]+)\s*\(", re.IGNORECASE)
+_ADD_COLUMN = re.compile(
+    r"alter\s+table\s+(?:if\s+exists\s+)?(?:only\s+)?([\w.\"]+)\s+add\s+(?:column\s+)?(?:if\s+not\s+exists\s+)?(\w+)",
+    re.IGNORECASE,
+)
+_NOT_A_COLUMN = {"constraint", "primary", "unique", "check", "foreign", "exclude", "like"}
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*", "", re.sub(r"/\*.*?\*/", "", sql, flags=re.DOTALL))
+
+
+def ddl_columns(product: str) -> dict[str, list[str]]:
+    """`schema.table` -> its columns, in order, from the source DDL of `product` (create table / add column)."""
+    tables: dict[str, list[str]] = {}
+    for path in sorted((config.SQL_DIR / "source" / product).glob("*.sql")):
+        sql = _strip_comments(path.read_text())
+        for match in _CREATE_TABLE.finditer(sql):
+            depth, i = 1, match.end()
+            while depth:  # the table's body: up to the parenthesis closing `create table (`
+                depth += {"(": 1, ")": -1}.get(sql[i], 0)
+                i += 1
+            elements, depth, current = [], 0, ""
+            for ch in sql[match.end() : i - 1]:  # split at top-level commas (not inside check (...))
+                depth += {"(": 1, ")": -1}.get(ch, 0)
+                if ch == "," and depth == 0:
+                    elements.append(current)
+                    current = ""
+                else:
+                    current += ch
+            elements.append(current)
+            names = [e.split()[0].strip('"') for e in elements if e.strip()]
+            tables[match.group(1).replace('"', "").lower()] = [n for n in names if n.lower() not in _NOT_A_COLUMN]
+        for match in _ADD_COLUMN.finditer(sql):
+            tables.setdefault(match.group(1).replace('"', "").lower(), []).append(match.group(2))
+    return tables
+
+
+def source_column_problems(manifest: dict) -> list[str]:
+    """Every replicated table's column that its source YAML does not declare, or declares but lacks."""
+    from medallion.replication import METADATA_COLUMNS
+
+    problems, ddl = [], {}
+    for spec in config.all_tables():
+        source = manifest["sources"].get(f"source.{transform.PROJECT_NAME}.{spec.source}.{spec.name}")
+        if source is None:
+            problems.append(f"{spec.declared_at}: {spec.source}.{spec.name} is not a dbt source (run `make manifest`)")
+            continue
+        where = f"{source['original_file_path']}: source {spec.source}.{spec.name}"
+        if spec.source not in ddl:
+            ddl[spec.source] = ddl_columns(spec.source)
+        source_columns = ddl[spec.source].get(f"{spec.source_schema}.{spec.source_table}".lower())
+        if source_columns is None:
+            problems.append(f"{where}: no `create table {spec.source_schema}.{spec.source_table}` in "
+                            f"include/sql/source/{spec.source}/*.sql to check its columns against")  # fmt: skip
+            continue
+        expected = [*source_columns, *METADATA_COLUMNS]
+        declared = list(source["columns"])
+        for column in expected:
+            if column not in declared:
+                problems.append(
+                    f"{where}: column {column} is not declared (add it with a description under `columns:`)"
+                )
+        for column in declared:
+            if column not in expected:
+                problems.append(f"{where}: declares column {column}, which the source table does not have")
+    return problems
+
+
+def test_every_source_column_is_declared_and_described():
+    manifest = load_manifest()
+    assert source_column_problems(manifest) == []
+    assert [p for p in violations(manifest) if ": source " in p] == []  # each declared one has a description
+    described = [c for s in manifest["sources"].values() for c in s["columns"].values() if c["description"].strip()]
+    assert len(described) >= 200, len(described)  # 145 source columns (107 + 38) + 4 bronze ones x 15 tables
+    cursor = manifest["sources"]["source.medallion.browser_infra.plans"]["columns"]["_cursor"]["description"]
+    assert "latest version" in cursor, "doc() blocks (models/staging/_bronze.md) are rendered into the docs"
+
+
+def test_the_source_check_rejects_an_undeclared_a_misspelt_and_an_undescribed_column():
+    manifest = copy.deepcopy(load_manifest())
+    columns = manifest["sources"]["source.medallion.browser_infra.invoices"]["columns"]
+    where = "models/staging/browser_infra/_browser_infra__sources.yml: source browser_infra.invoices"
+    columns["paid_on"] = columns.pop("paid_at")
+    assert source_column_problems(manifest) == [
+        f"{where}: column paid_at is not declared (add it with a description under `columns:`)",
+        f"{where}: declares column paid_on, which the source table does not have",
+    ]
+    columns["paid_on"]["description"] = " "
+    assert [p for p in violations(manifest) if ": source " in p] == [f"{where}: column paid_on has no description"]
+
+
+def test_the_source_ddl_reader_finds_every_column():
+    """The reader of include/sql/source: check constraints, composite keys and comments are not columns."""
+    tables = ddl_columns("browser_infra")
+    assert tables["public.subscriptions"] == [
+        "id", "organization_id", "plan_id", "status", "billing_interval", "started_at", "current_period_start",
+        "current_period_end", "canceled_at", "created_at", "updated_at",
+    ]  # fmt: skip
+    assert tables["public.organization_members"][-1] == "deleted_at"  # before `unique (organization_id, user_id)`
+    assert len(tables) == 11 and sum(map(len, tables.values())) == 107
+
+
+# --- secrets: the docs (and Cosmos' rendered SQL in the UI) show every model's compiled SQL -------
+# A model that read a secret through env_var() would publish it there. Only the connection profile
+# (profiles.yml: never compiled into a model, not part of the docs) reads secrets; the one macro
+# reading the environment reads the run's interval (MEDALLION_INTERVAL_*, see medallion.transform).
+ENV_VAR_READERS = {"profiles.yml", "macros/incremental_interval.sql"}
+
+
+def env_var_readers(project_dir) -> set[str]:
+    skip = ("target/", "logs/", "dbt_packages/")
+    return {
+        str(p.relative_to(project_dir))
+        for p in project_dir.rglob("*")
+        if p.suffix in (".sql", ".yml", ".yaml", ".md")
+        and not str(p.relative_to(project_dir)).startswith(skip)
+        and "env_var(" in p.read_text()
+    }
+
+
+def test_no_model_reads_a_secret_from_the_environment(tmp_path):
+    assert env_var_readers(config.DBT_PROJECT_DIR) == ENV_VAR_READERS
+    macro = (config.DBT_PROJECT_DIR / "macros" / "incremental_interval.sql").read_text()
+    assert re.findall(r"env_var\(([^,]+),", macro) == ["'MEDALLION_' ~ name | upper"]
+    # the check sees a new one
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "leak.sql").write_text("select '{{ env_var(\"WAREHOUSE_PASSWORD\") }}' as oops")
+    assert env_var_readers(tmp_path) == {"models/leak.sql"}

@@ -18,6 +18,8 @@ placeholders take their defaults (see `interpolate`).
 from __future__ import annotations
 
 import copy
+import importlib.util
+import json
 import os
 import re
 import shutil
@@ -491,6 +493,10 @@ def test_airflow_settings_exist_in_this_airflow(compose):
     # The celery provider is installed in the image only (Dockerfile), not in this venv; these are
     # its option names as apache-airflow-providers-celery 3.26.0 declares them.
     known |= {("celery", "broker_url"), ("celery", "result_backend")}
+    # Cosmos declares almost none of its options (provider_info); the ones its code reads are real.
+    cosmos_dir = Path(importlib.util.find_spec("cosmos").origin).parent
+    read = r'conf\.get\w*\(\s*"cosmos",\s*"(\w+)"'
+    known |= {("cosmos", name) for p in cosmos_dir.rglob("*.py") for name in re.findall(read, p.read_text())}
     env = env_of(compose["x-airflow-common"])
     settings = [k for k in env if k.startswith("AIRFLOW__")]
     assert settings
@@ -750,3 +756,19 @@ def test_alert_email_through_the_compose_smtp_connection(compose, monkeypatch):
         controller.stop()
     assert len(received) == 1 and received[0].rcpt_tos == ["data-team@medallion.local"]
     assert received[0].mail_from == "airflow@medallion.local"
+
+
+def test_dbt_docs_are_written_where_the_api_server_serves_them(compose):
+    """The `docs` DAG runs on a worker, the docs page on the api-server: one volume, one folder, in both."""
+    env = env_of(compose["x-airflow-common"])
+    projects = json.loads(env["AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"])
+    assert list(projects) == ["medallion"], "the docs page's URL: /cosmos/medallion/dbt_docs_index.html"
+    folder = projects["medallion"]["dir"]
+    assert env["MEDALLION_DBT_DOCS_DIR"] == folder and not projects["medallion"].get("conn_id")
+    for name in ("airflow-worker", "airflow-apiserver"):
+        assert volume_mounts(compose["services"][name]).get(folder) == "dbt-docs", f"{name} does not mount dbt-docs"
+        assert (
+            env_of(compose["services"][name])["AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"]
+            == env["AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"]
+        )
+    assert env["AIRFLOW__COSMOS__ENABLE_TELEMETRY"] == "False"

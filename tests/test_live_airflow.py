@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import socket
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 import pytest
 from conftest import reset_connection_databases
@@ -68,7 +70,7 @@ def wait_until(predicate, timeout: float, what: str):
 
 
 def test_dag_processor_parses_every_dag_without_errors(live):
-    dag_ids = {"freshness"}  # one DAG per product and layer (dbt: per job)
+    dag_ids = {"freshness", "docs"}  # and one DAG per product and layer (dbt: per job)
     for product in map(config.product, config.product_ids()):
         dag_ids |= {f"bronze_{product.id}", f"bronze_{product.id}_reconcile"}
         dag_ids |= {product.dag_id(job.name) for job in product.dbt_jobs}
@@ -132,7 +134,9 @@ def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_asse
     bronze = live.api("GET", f"/dags/bronze_browser_infra/dagRuns/{bronze['dag_run_id']}")
     wait_for_asset_run(live, "silver_browser_infra", after=bronze["queued_at"])
 
-    # gold only once silver exists: unpausing starts its latest scheduled interval at once
+    # gold only once silver exists: unpausing starts its latest scheduled interval at once. `docs`
+    # follows every gold build (test_dbt_docs_follow_gold_and_are_served_by_the_api_server)
+    live.api("PATCH", "/dags/docs", json={"is_paused": False})
     live.api("PATCH", "/dags/gold_browser_infra", json={"is_paused": False})
     silver = live.api("POST", "/dags/silver_browser_infra/dagRuns", json={"logical_date": None})
     assert live.wait_for_run("silver_browser_infra", silver["dag_run_id"], 900) == "success"
@@ -149,6 +153,61 @@ def test_the_scheduler_runs_silver_from_bronze_and_gold_from_silver_through_asse
     assert {b[0] for b in builds} == {"silver_browser_infra", "gold_browser_infra"}
     for before, after in itertools.pairwise(builds):  # the product's dbt pool: one dbt build at a time
         assert before[3] <= after[2], f"{before[:2]} and {after[:2]} overlapped"
+
+
+DOCS_PAGE = "/cosmos/medallion/dbt_docs_index.html"  # Cosmos' plugin: [cosmos] dbt_docs_projects (localstack)
+
+
+def published_docs(live) -> dict:
+    """A successful `docs` run: the newest one, or one triggered now (a test run on its own)."""
+    runs = live.api("GET", "/dags/docs/dagRuns", params={"order_by": "-run_after", "limit": 20})["dag_runs"]
+    run = next((r for r in runs if r["state"] in ("queued", "running", "success")), None)
+    if run is None:
+        live.api("PATCH", "/dags/docs", json={"is_paused": False})
+        run = live.api("POST", "/dags/docs/dagRuns", json={"logical_date": None})
+    assert live.wait_for_run("docs", run["dag_run_id"], 600) == "success", run["dag_run_id"]
+    return run
+
+
+def test_dbt_docs_follow_gold_and_are_served_by_the_api_server(live):
+    """gold_browser_infra publishes -> the scheduler runs `docs` (dbt docs generate) -> the api-server
+    serves the docs, with the warehouse's catalog, under Browse → dbt Docs. Uses the gold run of the
+    asset-chain test above (`docs` was unpaused before it); run on its own (`-k`), it triggers `docs`."""
+    runs = live.api("GET", "/dags/gold_browser_infra/dagRuns", params={"order_by": "-run_after"})["dag_runs"]
+    gold = next((r for r in runs if r["state"] == "success"), None)
+    if gold is not None:
+        wait_for_asset_run(live, "docs", after=gold["start_date"], timeout=600)
+    else:
+        published_docs(live)
+
+    plugins = live.api("GET", "/plugins", params={"limit": 100})["plugins"]
+    views = [v for p in plugins if p["name"] == "cosmos" for v in p["external_views"]]
+    assert [(v["name"], v["category"], v["href"]) for v in views] == [
+        ("dbt Docs (medallion warehouse)", "Browse", DOCS_PAGE)], views  # fmt: skip
+
+    def get(path: str) -> httpx.Response:
+        resp = httpx.get(live.url + path, headers={"Authorization": f"Bearer {live.token()}"}, timeout=30)
+        assert resp.status_code == 200, f"{path}: HTTP {resp.status_code} {resp.text[:300]}"
+        return resp
+
+    index = get(DOCS_PAGE)
+    assert "<title>dbt Docs</title>" in index.text and "hashChangeLock" in index.text  # dbt's app + Cosmos' script
+    manifest = get("/cosmos/medallion/manifest.json").json()
+    catalog = get("/cosmos/medallion/catalog.json").json()
+    mart = "model.medallion.agg_daily_sessions"
+    assert manifest["nodes"][mart]["description"].strip() and manifest["nodes"][mart]["columns"]
+    if gold is not None:  # the catalog describes the table gold just built
+        assert catalog["nodes"][mart]["metadata"]["schema"] == "gold_marts"
+        assert {"organization_id", "session_date", "sessions_started"} <= set(catalog["nodes"][mart]["columns"])
+    # a bronze table (loaded by the tests above): every column the warehouse has is described in the docs
+    plans = manifest["sources"]["source.medallion.browser_infra.plans"]["columns"]
+    assert plans["monthly_price_cents"]["description"].startswith("List price per month")
+    assert set(plans) == set(catalog["sources"]["source.medallion.browser_infra.plans"]["columns"])
+    # nothing secret in what the page serves: Cosmos' plugin adds no login to its URLs (README)
+    assert httpx.get(live.url + "/cosmos/medallion/manifest.json", timeout=30).status_code == 200
+    secret = (live.home / "jwt_secret").read_text()
+    for body in (index.text, json.dumps(manifest), json.dumps(catalog)):
+        assert secret not in body
 
 
 def test_backfill_of_a_date_range_succeeds(live):
@@ -202,7 +261,8 @@ ARTIFACTS = config.ROOT / "test-artifacts"
 
 
 def test_browser_login_docs_trigger_form_and_a_successful_run(live):
-    """Headless Chromium: log in, see the layer DAGs and their docs, trigger bronze from its params form."""
+    """Headless Chromium: log in, see the layer DAGs and their docs, trigger bronze from its params form,
+    open the dbt docs from the Browse menu."""
     from playwright.sync_api import expect, sync_playwright
 
     assert os.path.exists(CHROMIUM), "Debian's chromium is installed by `make browser` (part of `make test`)"
@@ -260,6 +320,21 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
             page.goto(f"{live.url}/dags/bronze_browser_infra/runs/{run['dag_run_id']}", wait_until="networkidle")
             expect(page.get_by_text("success").first).to_be_visible()
             page.screenshot(path=ARTIFACTS / "4-run-succeeded.png")
+
+            # the dbt docs, where the users already are: Browse → dbt Docs, then a gold model's page
+            published_docs(live)
+            page.get_by_role("button", name="Browse").click()
+            with page.context.expect_page() as opened:  # Cosmos' view is an external link: a new tab
+                page.get_by_role("menuitem", name="dbt Docs (medallion warehouse)").click()
+            docs = opened.value
+            docs.wait_for_load_state("networkidle")
+            assert docs.url.startswith(f"{live.url}{DOCS_PAGE}#!/"), docs.url  # dbt docs routes by hash
+            docs.goto(f"{live.url}{DOCS_PAGE}#!/model/model.medallion.agg_daily_sessions")  # a gold model's page
+            column = docs.get_by_text("Sessions started that day.").first  # a column's description
+            expect(column).to_be_visible(timeout=30_000)  # once the app has read the served manifest
+            expect(docs.get_by_text("Organization x day, dense and zero-filled").first).to_be_visible()
         finally:
             page.screenshot(path=ARTIFACTS / "last.png")
+            for tab in page.context.pages[1:]:  # the dbt docs, if opened
+                tab.screenshot(path=ARTIFACTS / "5-dbt-docs.png")
             browser.close()

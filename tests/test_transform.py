@@ -244,3 +244,50 @@ def test_backfill_splits_the_range_into_the_steps_intervals():
         backfill.intervals(T1, day, "day")
     with pytest.raises(ValueError, match="must be after"):
         backfill.intervals(T1, T0, "hour")
+
+
+# --- the dbt docs DAG ----------------------------------------------------------------------------
+
+
+def test_the_docs_dag_follows_every_products_gold_build(dags):
+    """`docs` runs when any product's gold job publishes; one dbt docs generate at a time."""
+    dag = dags["docs"]
+    gold = {dagkit.asset(job.name, p.id).name for p in config.products().values() for job in p.dbt_jobs
+            if job.layer == "gold"}  # fmt: skip
+    assert {"gold_browser_infra_tables", "gold_daily_product_analytics_tables"} <= gold
+    condition = dag.timetable.asset_condition
+    assert type(condition).__name__ == "AssetAny" and {a.name for a in condition.objects} == gold
+    assert [t.task_id for t in dag.tasks] == ["generate_docs"] and dag.max_active_runs == 1
+    assert dag.tasks[0].base_cmd == ["docs", "generate"] and dag.tasks[0].callback is transform.publish_docs
+
+
+def test_docs_are_published_whole_or_not_at_all(tmp_path):
+    """The files dbt wrote replace the served ones; a missing one fails naming it and changes nothing."""
+    project, served = tmp_path / "project", tmp_path / "served"
+    (project / "target").mkdir(parents=True)
+    served.mkdir()
+    (served / "index.html").write_text("old docs")
+    (project / "target" / "index.html").write_text("<html>new docs</html>")
+    (project / "target" / "manifest.json").write_text('{"nodes": {}}')
+    with pytest.raises(transform.DocsNotGenerated, match=r"dbt docs generate wrote no catalog\.json in .*target"):
+        transform.publish_docs(str(project), to=served)
+    assert (
+        sorted(p.name for p in served.iterdir()) == ["index.html"] and (served / "index.html").read_text() == "old docs"
+    )
+    (project / "target" / "catalog.json").write_text('{"nodes": {}}')
+    assert transform.publish_docs(str(project), to=served, context={}) == served
+    assert sorted(p.name for p in served.iterdir()) == ["catalog.json", "index.html", "manifest.json"]
+    assert (served / "index.html").read_text() == "<html>new docs</html>"
+
+
+def test_docs_land_in_the_folder_the_ui_serves(monkeypatch, tmp_path):
+    """The local stack points the docs DAG (MEDALLION_DBT_DOCS_DIR) and Cosmos' plugin at one folder."""
+    from medallion.local.localstack import Stack
+
+    env = Stack(tmp_path, source_port=1, warehouse_port=2, smtp_port=3).env()
+    served = json.loads(env["AIRFLOW__COSMOS__DBT_DOCS_PROJECTS"])[transform.DOCS_SLUG]["dir"]
+    assert served == env["MEDALLION_DBT_DOCS_DIR"] == str(tmp_path / "dbt-docs")
+    monkeypatch.setenv("MEDALLION_DBT_DOCS_DIR", served)
+    assert transform.docs_dir() == tmp_path / "dbt-docs"
+    monkeypatch.delenv("MEDALLION_DBT_DOCS_DIR")
+    assert transform.docs_dir() == config.DBT_PROJECT_DIR / "target" / "docs"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,7 +39,7 @@ from cosmos.constants import (
 )
 from cosmos.dbt import graph as cosmos_graph
 from cosmos.operators._watcher import base as cosmos_watcher
-from cosmos.operators.local import AbstractDbtLocalBase, DbtTestLocalOperator
+from cosmos.operators.local import AbstractDbtLocalBase, DbtDocsLocalOperator, DbtTestLocalOperator
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from medallion import dagkit
@@ -417,3 +418,63 @@ def publish(asset: Asset):
         return interval
 
     return published()
+
+
+# --- the dbt docs in the Airflow UI ------------------------------------------------------------
+
+
+def docs_dir() -> Path:
+    """Where `dbt docs generate` publishes the docs: MEDALLION_DBT_DOCS_DIR, else include/dbt/target/docs.
+
+    The api-server reads it: Cosmos' dbt docs plugin serves this folder under Browse → "dbt Docs"
+    (`[cosmos] dbt_docs_projects`, set by the local stack and docker-compose.yaml). A folder every
+    Airflow process sees: Docker mounts one volume on the workers (writers) and the api-server (reader).
+    """
+    return Path(os.environ.get("MEDALLION_DBT_DOCS_DIR") or DBT_PROJECT_DIR / "target" / "docs")
+
+
+DOCS_FILES = ("index.html", "manifest.json", "catalog.json")
+# the docs page's slug in `[cosmos] dbt_docs_projects` (medallion.local.localstack.dbt_docs_projects,
+# docker-compose.yaml): /cosmos/medallion/dbt_docs_index.html
+DOCS_SLUG = PROJECT_NAME
+
+
+class DocsNotGenerated(AirflowException):
+    """`dbt docs generate` succeeded but left out a file the docs page needs."""
+
+
+def publish_docs(project_dir: str, to: Path | str | None = None, **_: Any) -> Path:
+    """Copy the docs dbt wrote in Cosmos' temporary project copy to `to` (default: docs_dir()).
+
+    Each file is written beside its final name and renamed over it, so the api-server never serves
+    a half-written file (the docs DAG runs one at a time: no two runs write at once).
+    """
+    target, out = Path(project_dir) / "target", Path(to or docs_dir())
+    missing = [name for name in DOCS_FILES if not (target / name).is_file()]
+    if missing:
+        raise DocsNotGenerated(f"dbt docs generate wrote no {', '.join(missing)} in {target}")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in DOCS_FILES:
+        partial = out / f".{name}.partial"
+        shutil.copyfile(target / name, partial)
+        os.replace(partial, out / name)
+    log.info("dbt docs published to %s (%s)", out, ", ".join(DOCS_FILES))
+    return out
+
+
+def docs_task(task_id: str = "generate_docs") -> DbtDocsLocalOperator:
+    """`dbt docs generate` of the whole project (every product's models, the warehouse's catalog),
+    published to docs_dir() for the Airflow UI."""
+    return DbtDocsLocalOperator(
+        task_id=task_id,
+        project_dir=str(DBT_PROJECT_DIR),
+        profile_config=profile_config(),
+        dbt_executable_path=DBT_EXECUTABLE,
+        invocation_mode=INVOCATION_MODE,
+        partial_parse=True,
+        install_deps=False,
+        # no interval: docs compile every model as a full run would; no dbt.log (see DBT_ENV)
+        env={"DBT_LOG_LEVEL_FILE": "none"},
+        emit_datasets=False,
+        callback=publish_docs,
+    )

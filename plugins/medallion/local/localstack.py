@@ -44,11 +44,20 @@ PORTS = {
     "MEDALLION_MAIL_PORT": 8025,  # the mail sink's web page
     "MEDALLION_AIRFLOW_PORT": 8080,  # the Airflow UI / REST API of `make airflow`
 }
-# DAGs `make airflow` unpauses: the freshness watchdog and every product's reconciliation
+# DAGs `make airflow` unpauses: the freshness watchdog, every product's reconciliation, and `docs`
+# (it runs only after a gold build, so the docs page follows gold once gold is unpaused)
 
 
 def watchdog_dags() -> tuple[str, ...]:
-    return ("freshness", *(f"bronze_{p}_reconcile" for p in config.product_ids()))
+    return ("freshness", *(f"bronze_{p}_reconcile" for p in config.product_ids()), "docs")
+
+
+def dbt_docs_projects(folder: Path) -> str:
+    """`[cosmos] dbt_docs_projects` serving the docs the `docs` DAG writes to `folder` (Browse → dbt Docs).
+
+    The slug `medallion` is the page's URL, /cosmos/medallion/dbt_docs_index.html (medallion.transform.DOCS_SLUG).
+    """
+    return json.dumps({"medallion": {"dir": str(folder), "name": "dbt Docs (medallion warehouse)"}})
 
 
 class LocalStackError(RuntimeError):
@@ -187,6 +196,12 @@ class Stack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__API__BASE_URL": "http://localhost:8080",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            # the dbt docs: written by the `docs` DAG, served by the api-server (Cosmos' plugin) under
+            # Browse → dbt Docs. Cosmos' telemetry (the plugin reports each docs page view) stays off,
+            # as in medallion.transform: only package registries are reachable.
+            "MEDALLION_DBT_DOCS_DIR": str(self.base / "dbt-docs"),
+            "AIRFLOW__COSMOS__DBT_DOCS_PROJECTS": dbt_docs_projects(self.base / "dbt-docs"),
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": os.environ.get("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False"),
             # every product's source connection: its database on the one source server
             **{f"AIRFLOW_CONN_{p.upper()}_SOURCE": self.source_uri(p, user="replicator") for p in config.product_ids()},
             "AIRFLOW_CONN_WAREHOUSE": self.warehouse_uri,
@@ -407,6 +422,9 @@ def demo(stack: Stack, scale: float) -> None:
                 print("\n" + gen.gold_report(wh))
             if hasattr(gen, "verify"):  # silver and gold against the source, as the product's rules say
                 problems += [f"{product}: {p}" for p in gen.verify(wh, src)]
+    print("\nrunning docs (dbt docs generate of every product) through Airflow ...", end=" ", flush=True)
+    run_dag(stack, "docs")
+    print(f"done: {stack.base / 'dbt-docs'}, served by `make airflow` under Browse → dbt Docs")
     print(f"\ndemo finished in {time.monotonic() - t0:.0f}s")
     if problems:  # printed above; the demo is also a check, so it fails
         raise LocalStackError("demo results are wrong: " + "; ".join(problems))
@@ -446,8 +464,10 @@ def airflow(stack: Stack) -> None:
         print(f"Airflow UI: {live.url}  login: {live.user} / {live.password}  (logs: {live.home / 'logs'})")
         print(f"alert emails: http://127.0.0.1:{port('MEDALLION_MAIL_PORT')}/ (Maildir {stack.maildir})")
         on = live.unpause_existing(watchdog_dags())
-        print(f"unpaused the watchdogs: {', '.join(on) or 'none found'}; the bronze, silver and gold DAGs start "
-              f"paused (schedules start {stack.start_date()})")  # fmt: skip
+        print(f"unpaused the watchdogs and docs: {', '.join(on) or 'none found'}; the bronze, silver and gold "
+              f"DAGs start paused (schedules start {stack.start_date()})")  # fmt: skip
+        print(f"dbt docs (after each gold build): {live.url}/cosmos/medallion/dbt_docs_index.html, "
+              "or Browse → dbt Docs in the UI")  # fmt: skip
         print("Ctrl-C stops every Airflow process (the Postgres servers and the mail sink keep running: "
               "`make down`)", flush=True)  # fmt: skip
         while all(p.poll() is None for p in live.procs.values()):
