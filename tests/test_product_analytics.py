@@ -15,7 +15,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from product_analytics_pipeline import GOLD, GOLD_MODELS, SILVER, SILVER_MODELS, dbt, load_bronze
+from product_analytics_pipeline import GOLD, GOLD_MODELS, SILVER, SILVER_MODELS, dbt, load_bronze, specs
 
 from medallion.local.demo import product_analytics as generator
 
@@ -232,3 +232,86 @@ def test_a_three_day_backfill_interval_by_interval_equals_a_full_refresh(stack, 
         assert {m: differences(wh, "backfilled", m) for m in SILVER_MODELS + GOLD_MODELS} == {
             m: (0, 0) for m in SILVER_MODELS + GOLD_MODELS
         }
+
+
+# --- redelivered events (the same id twice in the source) ---------------------------------------------
+
+
+def test_a_redelivered_event_is_one_silver_row_after_the_reconciliation(stack):
+    """events_raw has no primary key: a retried delivery lands again with the same id and a later
+    ingested_at. The reconciliation compares one row per key; it must take the source's latest
+    row of the id (as bronze does), not whichever of the two the scan returns last - else it finds
+    the key "stale", appends both source rows as new versions in one batch (the same _cursor and
+    _loaded_at) and staging's latest-version anti-join keeps both: dbt's unique test fails."""
+    from medallion import reconcile, replication
+
+    dbs = AnalyticsDbs(stack, None)
+    t = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    with dbs.src() as conn:
+        generator.apply_migrations(conn)
+        insert = (
+            "insert into analytics.events_raw (id, event_type, user_id, session_id, properties, source, "
+            "created_at, ingested_at) values (%s, 'click', null, 's_1', '{}', 'web', %s, %s)"
+        )
+        event, other = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
+        # the redelivery first in the heap, the first delivery after it (a page the vacuum freed)
+        conn.execute(insert, (event, t, t + timedelta(minutes=30)))
+        conn.execute(insert, (event, t, t + timedelta(seconds=2)))
+        conn.execute(insert, (other, t, t + timedelta(seconds=1)))
+        conn.commit()
+    load_bronze(dbs.replicator_uri, dbs.wh_uri, None, t + timedelta(hours=1))
+    spec = {s.name: s for s in specs()}["events_raw"]
+    with psycopg.connect(dbs.replicator_uri) as src, dbs.wh() as wh:
+        assert not replication.key_is_unique(src, spec)
+        assert replication.key_is_unique(src, {s.name: s for s in specs()}["api_logs_raw"])  # id primary key
+        found = reconcile.reconcile(spec, src, wh)
+        assert (found.missing, found.stale, found.appended) == (0, 0, 0), found.summary()
+        versions = wh.execute(
+            "select id::text, _cursor from bronze_product_analytics.events_raw order by id, _cursor"
+        ).fetchall()
+        assert versions == [
+            (event, t + timedelta(seconds=2)),
+            (event, t + timedelta(minutes=30)),
+            (other, t + timedelta(seconds=1)),
+        ]
+    dbt("build", "stg_product_analytics__events_raw", dbs.wh_uri)  # its unique test on event_id
+    with dbs.wh() as wh:
+        got = wh.execute(
+            "select event_id::text, ingested_at from stg_product_analytics.stg_product_analytics__events_raw "
+            "order by event_id"
+        ).fetchall()
+    assert got == [(event, t + timedelta(minutes=30)), (other, t + timedelta(seconds=1))]
+
+
+def test_an_event_delivered_twice_in_one_transaction_is_one_bronze_version(stack):
+    """ingested_at defaults to now(), the transaction's start: an SDK flushing a batch that holds the
+    same event twice lands two identical rows, (id, ingested_at) and all. A load must write that
+    version once, on the direct path (first load) and the staged one (a later window), or the two
+    bronze rows tie on (_cursor, _loaded_at) and staging keeps both."""
+    dbs = AnalyticsDbs(stack, None)
+    t = datetime(2026, 11, 1, 12, tzinfo=UTC)
+    insert = (
+        "insert into analytics.events_raw (id, event_type, user_id, session_id, properties, source, created_at) "
+        "values (%s, 'click', null, 's_1', '{}', 'web', %s)"
+    )
+    first, second = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
+    with dbs.src() as conn:
+        generator.apply_migrations(conn)
+        conn.execute(insert, (first, t))
+        conn.execute(insert, (first, t))
+        conn.commit()
+    now = datetime.now(UTC)
+    written = load_bronze(dbs.replicator_uri, dbs.wh_uri, None, now + timedelta(minutes=1))  # direct path
+    with dbs.src() as conn:
+        conn.execute(insert, (second, t))
+        conn.execute(insert, (second, t))
+        conn.commit()
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    written_later = load_bronze(dbs.replicator_uri, dbs.wh_uri, later - timedelta(minutes=1), later)  # staged
+    assert (written["events_raw"], written_later["events_raw"]) == (1, 1)
+    dbt("build", "stg_product_analytics__events_raw", dbs.wh_uri)  # its unique test on event_id
+    with dbs.wh() as wh:
+        got = wh.execute(
+            "select id::text, count(*) from bronze_product_analytics.events_raw group by id order by id"
+        ).fetchall()
+    assert got == [(first, 1), (second, 1)]

@@ -122,6 +122,7 @@ def test_full_mode_swaps_atomically_readers_never_see_empty_or_partial(dbs, spec
     s = spec("browser_sessions", mode="full", cursor=None, reconcile_deletes=False)
     first = load(s, dbs, None, None)
     total = first.rows_read
+    assert first.rows_written == total > 0  # the insert's count, not the delete's
     seen: set[int] = set()
     stop = threading.Event()
 

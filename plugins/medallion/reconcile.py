@@ -34,8 +34,11 @@ next load's work, not a divergence: they are left out, and their keys are left o
 
 Limits: a key needs an order: single or composite primary keys of types with a btree order (text keys
 are compared in the "C" collation on both sides, which the source's index may not serve: range queries
-then scan). Key columns must not be NULL. Hashes are 64-bit (a false "equal" is ~2^-64 per range).
-Floats compare as numbers (-0 = 0), jsonb as jsonb (1.0 = 1.00 inside a document).
+then scan). Key columns must not be NULL. A key no unique index of the source guarantees (an
+append-only log where a retried delivery repeats the id) is compared by its latest source row, as
+bronze orders versions (`distinct on`: a sort of the source per check, for such tables only).
+Hashes are 64-bit (a false "equal" is ~2^-64 per range). Floats compare as numbers (-0 = 0), jsonb
+as jsonb (1.0 = 1.00 inside a document).
 """
 
 from __future__ import annotations
@@ -180,7 +183,9 @@ class _Sides:
     """The SQL of both sides: the source's due rows and bronze's latest live versions, as relations
     with the same columns (k0..kn: the key, _cursor, _h: the key's hash)."""
 
-    def __init__(self, spec, exprs, cursor, types, cursor_type, method, due, collatable, inflight=True):
+    def __init__(
+        self, spec, exprs, cursor, types, cursor_type, method, due, collatable, inflight=True, unique_key=True
+    ):
         self.spec, self.method = spec, method
         # a NOT NULL cursor: the source's version hash reads only key and cursor (an index holding both,
         # e.g. `(id) include (updated_at)`, then answers the whole check without the table's heap)
@@ -195,6 +200,16 @@ class _Sides:
         aliases = sql.SQL(", ").join(sql.Identifier(c) for c in [*self.columns, "_cursor"])
         # the rows exactly as a load reads them (every row: no cursor window)
         select = replication._select_sql(spec, exprs, cursor, None, None, windowed=False)
+        if not unique_key:
+            # The source may hold a key twice (no unique index on it: an append-only log repeats a
+            # retried delivery's id). Its current row of a key is the latest, as bronze's latest version
+            # is; comparing whichever row the scan returned last found keys "stale" and appended every
+            # row of the key as one version (same _cursor and _loaded_at: a tie silver kept twice).
+            keys = sql.SQL(", ").join(sql.Identifier(k) for k in self.keys)
+            select = sql.SQL(
+                "select distinct on ({keys}) * from ({select}) as s ({aliases}) "
+                "order by {keys}, _cursor desc nulls last"
+            ).format(keys=keys, select=select, aliases=aliases)
         self.source_rows = sql.SQL("({}) as s ({})").format(select, aliases)
         self.due = due  # sql: the source's due-row predicate on s._cursor
 
@@ -702,7 +717,8 @@ def reconcile(
         ).format(sql.Identifier(index_name(spec)), bronze, pk))  # fmt: skip
         due, found.checked_until = _due_bound(wh, spec, bronze, cursor_type)
         result.window_end = found.checked_until
-        sides = _Sides(spec, exprs, cursor, types, cursor_type, method, due, collatable)
+        unique_key = replication.key_is_unique(src, spec)
+        sides = _Sides(spec, exprs, cursor, types, cursor_type, method, due, collatable, unique_key=unique_key)
         checksum = _BronzeChecksum(sides, wh, spec, cursor_type) if method == "versions" else None
         try:
             # one snapshot of the source for the whole comparison and the rows fetched to repair

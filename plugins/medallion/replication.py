@@ -165,6 +165,20 @@ def source_columns(src: psycopg.Connection, spec: TableSpec) -> list[Column]:
     return columns
 
 
+def key_is_unique(src: psycopg.Connection, spec: TableSpec) -> bool:
+    """True when a unique index of the source table guarantees one row per declared primary key.
+    False for an append-only log whose id repeats (product analytics' redelivered events), a view...
+    True for a table without a declared key: its rows are not versions of a key."""
+    if not spec.primary_key:
+        return True
+    table = sql.Identifier(spec.source_schema, spec.source_table).as_string(src)
+    unique = src.execute(
+        (SQL_DIR / "replication" / "source_key_unique.sql").read_text(), {"table": table, "key": list(spec.primary_key)}
+    ).fetchone()[0]
+    src.rollback()
+    return bool(unique)
+
+
 def _source_types(src: psycopg.Connection, oids: list[int]) -> dict[int, tuple]:
     rows = src.execute((SQL_DIR / "replication" / "source_types.sql").read_text(), {"oids": oids}).fetchall()
     return {r[0]: r for r in rows}
@@ -884,6 +898,11 @@ def replicate(
         read_from, read_to = start, end
         if mode == "incremental":
             cursor = cursor.without_nulls_in(src, spec)
+        # A source key without a unique index may repeat a whole version: the same row twice, (key,
+        # cursor) and all (two inserts of one transaction share its now()). Written twice, the copies
+        # tie on (_cursor, _loaded_at) and silver's latest version would be both: such loads go
+        # through the stage and write each version once.
+        unique_key = key_is_unique(src, spec)
         nullable = cursor is not None and cursor.nullable
         if mode == "incremental" and cursor.is_integer:
             read_from, read_to, cursor_bound = plan_ids(wh, src, spec, cursor, start)
@@ -893,9 +912,10 @@ def replicate(
         log.info("%s: %s load, window [%s, %s)", spec.qualified, mode, _fmt(read_from), _fmt(read_to))
         # Straight into bronze only when nothing read can already be there: the window starts after
         # every cursor bronze holds (NULL-cursor rows are re-read every run), or bronze is empty.
-        direct = (
-            read_from is not None and cursor_bound is not None and cursor_bound <= read_from and not nullable
-        ) or (cursor_bound is None and not _has_rows(wh, bronze))
+        direct = unique_key and (
+            (read_from is not None and cursor_bound is not None and cursor_bound <= read_from and not nullable)
+            or (cursor_bound is None and not _has_rows(wh, bronze))
+        )
         servers = (spec.source_conn_id, WAREHOUSE_CONN_ID)
         result.timings["plan"] = lap()
         if mode == "incremental" and direct:
@@ -926,6 +946,8 @@ def replicate(
             )
             result.timings["copy"] = lap()
             wh.execute(sql.SQL("analyze {}").format(stage))
+            pk = sql.SQL(", ").join(sql.Identifier(c) for c in spec.primary_key)
+            once = sql.SQL("" if unique_key else "distinct on ({}, _cursor)").format(pk)
             if mode == "incremental":
                 result.path = "staged"
                 in_window = (
@@ -939,6 +961,7 @@ def replicate(
                     _template("insert_new_versions").format(
                         bronze=bronze,
                         stage=stage,
+                        once=once,
                         columns=columns_sql,
                         pk_match=_pk_match(spec, "b", "s"),
                         cursor_match=sql.SQL(
@@ -949,8 +972,12 @@ def replicate(
                 ).rowcount
             else:
                 result.path = "snapshot"
-                wh.execute(_template("replace_snapshot").format(bronze=bronze, stage=stage, columns=columns_sql))
-                result.rows_written = result.rows_read
+                snapshot = _template("replace_snapshot").format(
+                    bronze=bronze, stage=stage, once=once, columns=columns_sql
+                )
+                cur = wh.execute(snapshot)
+                cur.nextset()  # the insert's row count (the first result is the delete's)
+                result.rows_written = cur.rowcount
             result.timings["merge"] = lap()
     result.timings["commit"] = lap()
     log.info(result.summary())

@@ -4,8 +4,10 @@
 -- `or _cursor is null` for tables whose cursor may be NULL) lets the BRIN index on _cursor limit
 -- the probe to the window; `cursor_match` is `=`, or `is not distinct from` when a NULL cursor is
 -- a version too (NULL = NULL is not true: such rows would be appended again on every run).
+-- `once` is `distinct on (<key>, _cursor)` when the source's key has no unique index: a version
+-- the source holds twice (the same row inserted twice) is written once.
 insert into {bronze} ({columns}, _cursor)
-select {columns}, _cursor
+select {once} {columns}, _cursor
 from {stage} as s
 where not exists (
     select 1
