@@ -87,13 +87,15 @@ def reconcile_dag(p: config.Product) -> list[DAG]:
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def report(results: list[dict], run_id=None) -> str:
             """Log what each table's check found; email on-call when versions had to be appended."""
-            return bronze.report_reconciliation(list(results), run_id, p.id)
+            # one slice request, as bronze's `landed`: iterating the lazy sequence reads past its end,
+            # which Airflow logs as an `XCom not found ... offset=<n>` error on every run
+            return bronze.report_reconciliation(results[:], run_id, p.id)
 
         @task(outlets=[dagkit.asset("bronze", p.id)], trigger_rule=TriggerRule.ALL_DONE)  # tables that did repair
         def republish(results: list[dict]) -> list[str]:
             """Versions were appended: publish bronze's asset without an interval, so silver re-reads every
             key (a repaired version carries its own, older cursor: no interval run would pick it up)."""
-            tables = [r["table"] for r in results if r and r.get("appended")]
+            tables = [r["table"] for r in results[:] if r and r.get("appended")]
             if not tables:
                 raise AirflowSkipException("nothing appended: bronze's asset is not published")
             return tables

@@ -155,8 +155,9 @@ def test_after_the_demos_run_the_scheduler_runs_every_later_interval_and_no_earl
 
     # every bronze run reads its mapped loads' results without Airflow logging `XCom not found`
     logs = client.stack.base / "airflow" / "logs"
-    noisy = [str(p) for p in logs.rglob("*.log") if "XCom not found" in p.read_text(errors="replace")]
-    assert noisy == []
+    noisy = [f"{p}: {line}" for p in logs.rglob("*.log")
+             for line in p.read_text(errors="replace").splitlines() if "XCom not found" in line]  # fmt: skip
+    assert noisy == [], "\n".join(noisy[:5])
 
 
 def test_the_rerun_command_of_a_failed_email_really_reruns_the_task(local_airflow):
