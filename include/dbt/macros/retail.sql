@@ -65,3 +65,48 @@
 {% macro retail_integer(text_column) -%}
     (case when {{ text_column }} ~ '^-?\d{1,9}$' then ({{ text_column }})::integer end)
 {%- endmacro %}
+
+
+{#
+    retail_landing(table): one row per landed payload of a retail landing table (the latest bronze
+    version of each landing row), untouched: the JSONB is judged in silver (models/core/retail),
+    where a failing payload is quarantined. Both landing tables have the same shape.
+#}
+{% macro retail_landing(table) -%}
+with
+
+source as (
+
+    {{ latest_live_version(source('retail', table)) }}
+
+),
+
+final as (
+
+    select
+        -- ids
+        id as landing_id,
+
+        -- the payload, as delivered
+        payload,
+        jsonb_typeof(payload) as payload_type,
+
+        -- where it came from
+        source as landed_via,
+        file_name,
+        line_number,
+        request_id,
+
+        -- timestamps
+        received_at,
+
+        -- lineage
+        _cursor,
+        _loaded_at
+
+    from source
+
+)
+
+select * from final
+{%- endmacro %}
