@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import socket
 import time
 from datetime import UTC, datetime, timedelta
@@ -327,8 +328,8 @@ def test_browser_login_docs_trigger_form_and_a_successful_run(live):
             with page.context.expect_page() as opened:  # Cosmos' view is an external link: a new tab
                 page.get_by_role("menuitem", name="dbt Docs (medallion warehouse)").click()
             docs = opened.value
-            docs.wait_for_load_state("networkidle")
-            assert docs.url.startswith(f"{live.url}{DOCS_PAGE}#!/"), docs.url  # dbt docs routes by hash
+            # dbt docs routes by hash once its app has started: under load that is after `networkidle`
+            expect(docs).to_have_url(re.compile(re.escape(f"{live.url}{DOCS_PAGE}#!/")), timeout=60_000)
             docs.goto(f"{live.url}{DOCS_PAGE}#!/model/model.medallion.agg_daily_sessions")  # a gold model's page
             column = docs.get_by_text("Sessions started that day.").first  # a column's description
             expect(column).to_be_visible(timeout=30_000)  # once the app has read the served manifest
