@@ -41,3 +41,41 @@
 {% macro latest_live_version(relation, key_columns=['id'], where=none) -%}
     {{ latest_versions(relation, key_columns, where, live_only=true) }}
 {%- endmacro %}
+
+
+{#
+    bronze_changes(product, table, key_columns)
+        Every bronze row of a table (versions and tombstones), key and change columns only: what the
+        incremental core models read to find the keys an interval touched and the keys deleted in the
+        source (macros/incremental_interval.sql). A view Postgres inlines, so the interval's predicate
+        on _cursor still uses bronze's index; only staging reads bronze.
+#}
+{% macro bronze_changes(product, table, key_columns=['id']) -%}
+    {%- set keys = [key_columns] if key_columns is string else key_columns -%}
+with
+
+source as (
+
+    select * from {{ source(product, table) }}
+
+),
+
+final as (
+
+    select
+        -- ids
+        {%- for key in keys %}
+        {{ key }},
+        {%- endfor %}
+
+        -- change tracking
+        _cursor,
+        _loaded_at,
+        _deleted_at
+
+    from source
+
+)
+
+select * from final
+{%- endmacro %}
