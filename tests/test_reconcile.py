@@ -190,6 +190,26 @@ def test_a_large_table_where_nothing_differs_is_not_copied(dbs, spec):
         assert bronze_rows(wh, s) == 200_000
 
 
+def test_a_large_table_without_a_key_and_cursor_index_gets_the_index_that_makes_it_cheaper(dbs, spec, caplog):
+    s = big_table(dbs, spec)  # the source has the primary key and an index on updated_at: neither holds both
+    with caplog.at_level("WARNING", logger="medallion.reconcile"):
+        found = check(s, dbs)
+    ddl = 'create index concurrently on "public"."big_events" ("id") include ("updated_at")'
+    assert (found.source_index, found.repaired) == (None, 0)
+    assert found.advice.endswith(ddl) and found.advice in caplog.text
+    with dbs.src_admin() as conn:
+        conn.execute(ddl.replace(" concurrently", ""))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="medallion.reconcile"):
+        found = check(s, dbs)
+    assert (found.source_index, found.advice, found.repaired) == ("big_events_id_updated_at_idx", None, 0)
+    assert "create index" not in caplog.text
+    with dbs.src_admin() as conn:  # small tables are read cheaply: no advice
+        conn.execute("drop index big_events_id_updated_at_idx")
+    small = check(spec("browser_sessions"), dbs)
+    assert small.rows_checked < reconcile.INDEX_ADVICE_ROWS and small.advice is None
+
+
 def test_a_few_hundred_differences_are_repaired_exactly(dbs, spec):
     s = big_table(dbs, spec)
     late = AS_OF - 2 * HOUR

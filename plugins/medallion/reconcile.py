@@ -125,6 +125,8 @@ class Reconciliation:
     seconds: float = 0.0
     skipped: str | None = None  # why nothing was checked (never loaded)
     bronze_side: str = ""  # how bronze's checksum was had: a full pass, or the stored one plus later batches
+    source_index: str | None = None  # the source's index holding key + cursor, which the check can read alone
+    advice: str | None = None  # what would make the check cheaper (logged as a warning)
 
     @property
     def repaired(self) -> int:
@@ -718,6 +720,8 @@ def reconcile(
         due, found.checked_until = _due_bound(wh, spec, bronze, cursor_type)
         result.window_end = found.checked_until
         unique_key = replication.key_is_unique(src, spec)
+        if method == "versions" and cursor is not None and not cursor.nullable:
+            found.source_index = _key_cursor_index(src, spec, cursor)
         sides = _Sides(spec, exprs, cursor, types, cursor_type, method, due, collatable, unique_key=unique_key)
         checksum = _BronzeChecksum(sides, wh, spec, cursor_type) if method == "versions" else None
         try:
@@ -758,7 +762,40 @@ def reconcile(
         _note_in_ledger(wh, found)
     found.seconds = time.monotonic() - t0
     log.info(found.summary())
+    if method == "versions" and cursor is not None and not cursor.nullable and found.source_index is None:
+        if found.rows_checked >= INDEX_ADVICE_ROWS:
+            found.advice = _index_advice(src, spec, cursor)
+            log.warning(found.advice)
     return found
+
+
+# Below this many rows, reading the table costs too little to be worth an index on the source.
+INDEX_ADVICE_ROWS = 100_000
+
+
+def _key_cursor_index(src: psycopg.Connection, spec: TableSpec, cursor: replication.Cursor) -> str | None:
+    """The source's index holding the key and the cursor columns, if it has one."""
+    table = sql.Identifier(spec.source_schema, spec.source_table).as_string(src)
+    row = src.execute(
+        (SQL_DIR / "reconcile" / "source_key_cursor_index.sql").read_text(),
+        {"table": table, "columns": [*spec.primary_key, *cursor.columns]},
+    ).fetchone()
+    src.rollback()
+    return row[0] if row else None
+
+
+def _index_advice(src: psycopg.Connection, spec: TableSpec, cursor: replication.Cursor) -> str:
+    """One line for the task log: the source index that lets the check skip the table's rows."""
+
+    def names(columns) -> str:
+        return ", ".join(sql.Identifier(c).as_string(src) for c in columns)
+
+    table = sql.Identifier(spec.source_schema, spec.source_table).as_string(src)
+    return (
+        f"{spec.qualified}: the source has no index holding the key and the cursor, so each check reads every "
+        f"row of {table} (about 4-5x its count(*)); an index lets it read that index alone (about 2.5x): "
+        f"create index concurrently on {table} ({names(spec.primary_key)}) include ({names(cursor.columns)})"
+    )
 
 
 def _classify(found: Reconciliation, repaired: list, src_keys: dict, br_keys: dict) -> None:
