@@ -7,6 +7,7 @@ delays alerts but never loses one. Drains lock each row while sending it (`for u
 locked`): two checks at once never send the same alert twice. Only when the warehouse itself is
 down is an alert sent without the outbox, and if that fails too, logged in full in the task log.
 What is waiting: `select * from ops.alert_outbox` and `ops.alert_outbox_status`.
+It sits above `alerts` (which writes the emails and sends one, and never imports this module).
 """
 
 from __future__ import annotations
