@@ -22,7 +22,7 @@ import pytest
 from conftest import AS_OF, STACK, reset_connection_databases
 from psycopg import sql
 
-from medallion import alerts, config, freshness, outbox
+from medallion import alerts, config, freshness, oncall, outbox
 
 pytestmark = pytest.mark.slow
 
@@ -882,7 +882,7 @@ def test_a_deadline_alert_that_cannot_be_sent_waits_in_the_outbox(pipeline, inbo
     with monkeypatch.context() as m:
         smtp_down(m)
         with pytest.raises(outbox.AlertsUndelivered, match="kept in ops.alert_outbox"):
-            alerts.deadline_alert(context, 60)  # what the triggerer runs
+            oncall.deadline_alert(context, 60)  # what the triggerer runs
     [kept] = rows(stack, "select kind, subject from ops.alert_outbox where state = 'failed'")
     assert kept["kind"] == "deadline" and kept["subject"].startswith("[medallion] LATE gold ")
     backoff_elapsed(stack)

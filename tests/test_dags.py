@@ -108,7 +108,7 @@ def test_every_layer_dag_has_a_deadline_that_emails_on_call(parsed):
         allowed = getattr(dagkit, f"{layer}_DEADLINE").total_seconds() / 60
         assert parsed["dags"][dag_id]["deadlines"] == [{
             "reference": "DagRunQueuedAtDeadline", "minutes": allowed,
-            "callback": "medallion.alerts.on_deadline_missed", "kwargs": {"within_minutes": allowed},
+            "callback": "medallion.oncall.on_deadline_missed", "kwargs": {"within_minutes": allowed},
         }], dag_id  # fmt: skip
 
 

@@ -75,8 +75,10 @@ def medallion_imports(path: Path, modules: set[str]) -> set[str]:
 
 
 def test_the_package_has_no_import_cycle():
-    """A module that imports another that imports it back (alerts <-> freshness, liveairflow <-> localstack)
-    works only while one side imports inside a function; the layers are clearer without the cycle."""
+    """A module that imports another that imports it back (alerts <-> freshness, liveairflow <-> localstack,
+    alerts <-> outbox) works only while one side imports inside a function; the layers are clearer without
+    the cycle. Alerts composes and sends, the outbox keeps and retries on top of it, oncall and freshness
+    use both."""
     package = PLUGINS / "medallion"
     files = {
         ".".join(("medallion", *p.relative_to(package).with_suffix("").parts)).removesuffix(".__init__"): p
@@ -89,6 +91,37 @@ def test_the_package_has_no_import_cycle():
         return any(n == goal or (n not in seen and not seen.add(n) and reaches(n, goal, seen)) for n in graph[start])
 
     cycles = sorted(f"{a} <-> {b}" for a in graph for b in graph[a] if a < b and reaches(b, a, set()))
-    # Left: the outbox sends through alerts.send and alerts enqueues into the outbox (splitting the
-    # sending half out of alerts is its own change). Any other cycle fails here.
-    assert cycles == ["medallion.alerts <-> medallion.outbox"], f"import cycles: {cycles}"
+    assert cycles == [], f"import cycles: {cycles}"
+
+
+def test_the_tests_mirror_the_package():
+    """tests/ mirrors plugins/medallion/: a subfolder of tests/ is a folder of the package (tests/local/demo
+    for medallion/local/demo), and each test file in it is named after one of that folder's modules
+    (test_<module>.py or test_<module>_<aspect>.py). The top level holds the runtime modules' tests, the
+    bundle-wide ones (dags, docker, products) and each product's end-to-end tests (test_<product>*.py:
+    declaration, dbt models and DAGs, not plugins code); the tests of local tooling never sit there."""
+    package, tests = PLUGINS / "medallion", ROOT / "tests"
+
+    def modules(folder: Path) -> set[str]:
+        return {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+
+    def named_after(test: Path, names: set[str]) -> str | None:
+        return next((m for m in names if test.stem == f"test_{m}" or test.stem.startswith(f"test_{m}_")), None)
+
+    misplaced = []
+    for folder in sorted({p.parent for p in tests.rglob("test_*.py")} - {tests}):
+        mirror = package / folder.relative_to(tests)
+        if not (mirror / "__init__.py").exists():
+            misplaced.append(f"{folder.relative_to(ROOT)}/ mirrors no package folder ({mirror.relative_to(ROOT)})")
+            continue
+        misplaced += [f"{t.relative_to(ROOT)} is named after no module of {mirror.relative_to(ROOT)}"
+                      for t in sorted(folder.glob("test_*.py")) if not named_after(t, modules(mirror))]  # fmt: skip
+    products = {p.stem for p in (ROOT / "include" / "products").glob("*.yml")}
+    for sub in sorted(p.parent for p in package.rglob("__init__.py") if p.parent != package):
+        for t in sorted(tests.glob("test_*.py")):
+            module = named_after(t, modules(sub))
+            if module and module not in products:
+                misplaced.append(f"{t.relative_to(ROOT)} tests {module} of {sub.relative_to(ROOT)}: move it to "
+                                 f"tests/{sub.relative_to(package)}/")  # fmt: skip
+    assert misplaced == [], "\n".join(misplaced)
+    assert {p.parent.relative_to(tests).as_posix() for p in tests.rglob("test_*.py")} >= {"local", "local/demo"}

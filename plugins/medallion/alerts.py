@@ -10,14 +10,16 @@ One email per problem, each with the facts first and the command that fixes it:
 - tables (bronze: last load, silver and gold: what the data covers) went stale, got worse or
   recovered: `freshness_email`, sent by `freshness.check()`;
 - a bronze table has a hole in its loaded intervals, or the hole was loaded: `gap_email`;
-- a layer's run (bronze, silver, gold) missed its deadline: `on_deadline_missed`, the DeadlineAlert
-  callback (run by the triggerer).
+- a layer's run (bronze, silver, gold) missed its deadline: `deadline_email`, sent by
+  `oncall.on_deadline_missed`, the DeadlineAlert callback (run by the triggerer).
 
 Every alert goes through the outbox (medallion.outbox, ops.alert_outbox): kept and retried until
-sent. Recipients: Airflow Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS (comma-separated),
+sent. This module composes and sends (`send`); the outbox, above it, keeps and retries, so the
+callers (oncall, freshness, quality, bronze) put the emails written here into the outbox.
+Recipients: Airflow Variable `alert_emails`, else env MEDALLION_ALERT_EMAILS (comma-separated),
 read when sending, never at parse time. Mail goes out with providers-smtp's SmtpNotifier over the
 connection `smtp_default` (config.SMTP_CONN_ID). Heavy imports stay inside functions: DAG files
-import this module for its callbacks.
+import this module (through dagkit and oncall).
 """
 
 from __future__ import annotations
@@ -29,13 +31,13 @@ import os
 import re
 import shlex
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from medallion import config, outbox
+from medallion import config
 
 if TYPE_CHECKING:
     from medallion.freshness import Change, Gap, TableFreshness
@@ -509,8 +511,9 @@ def reminder_email(failure: Failure, problem: Problem) -> Email:
                      f"since {when(problem.opened_at)[5:16]})", failure.product)  # fmt: skip
 
 
-def close_recovered_problems(wh) -> list[str]:
-    """Close the problems that are over and put their RECOVERED emails in the outbox (caller's transaction).
+def close_recovered_problems(wh) -> list[tuple[str, Email]]:
+    """Close the problems that are over (caller's transaction); returns (dag.label, RECOVERED email) of
+    each, for the caller to put in the outbox.
 
     A bronze load's problem is over when its table loaded successfully after the last failure
     (the ledger). A problem of any other task is closed quietly once it has not failed for the
@@ -545,14 +548,15 @@ def close_recovered_problems(wh) -> list[str]:
                                                         from {config.OPS_SCHEMA}.replication_batches))""",
         (reminder, reminder),
     )
+    emails = []
     for dag_id, label, error, n, opened_at, last_failed_at, loaded_at, run_id in recovered:
         doc = Doc(lead=f"{dag_id}.{label} works again: the table loaded at {when(loaded_at)}.")
         doc.facts = [("Was failing", f"{runs(n)}, {when(opened_at)} → {when(last_failed_at)}"), ("Error was", error),
                      ("Loaded by", run_id or "-")]  # fmt: skip
         doc.footer = "The runs that failed are loaded by the next runs (each continues from the last loaded window)."
-        email = doc.email(f"{PREFIX} RECOVERED {dag_id}.{label} after {runs(n)} failed")
-        outbox.enqueue(wh, replace(email, product=config.product_of_dag(dag_id)), "recovered")
-    return [f"{dag_id}.{label}" for dag_id, label, *_ in recovered]
+        email = doc.email(f"{PREFIX} RECOVERED {dag_id}.{label} after {runs(n)} failed", config.product_of_dag(dag_id))
+        emails.append((f"{dag_id}.{label}", email))
+    return emails
 
 
 # --- freshness -------------------------------------------------------------------------------
@@ -709,21 +713,6 @@ def deadline_email(context: dict, within_minutes: float | None = None, now: date
     doc.footer = ("Deadline alert: a run must be done within its allowance after it is queued (a scheduled run "
                   "at its interval end, an asset-triggered one when its upstream layer published).")  # fmt: skip
     return doc.email(f"{PREFIX} LATE {dag_id} {label} run, {late} past deadline", config.product_of_dag(dag_id))
-
-
-def deadline_alert(context: dict, within_minutes: float | None = None) -> str:
-    email = deadline_email(context, within_minutes)
-    if email is None:
-        return "no email"
-    return "sent to " + ", ".join(outbox.deliver(email, "deadline"))
-
-
-async def on_deadline_missed(context: dict | None = None, **kwargs: Any) -> str:
-    """DeadlineAlert callback (AsyncCallback): the triggerer awaits it with the scheduler's context."""
-    import asyncio
-
-    # SMTP, Variable and Connection lookups are blocking: keep them off the triggerer's event loop
-    return await asyncio.to_thread(deadline_alert, context or {}, kwargs.get("within_minutes"))
 
 
 # --- reconciliation repaired bronze ----------------------------------------------------------

@@ -76,7 +76,7 @@ def deadline(within: timedelta) -> DeadlineAlert:
     return DeadlineAlert(
         reference=DeadlineReference.DAGRUN_QUEUED_AT,
         interval=within,
-        callback=AsyncCallback(alerts.on_deadline_missed, kwargs={"within_minutes": within.total_seconds() / 60}),
+        callback=AsyncCallback(oncall.on_deadline_missed, kwargs={"within_minutes": within.total_seconds() / 60}),
     )
 
 

@@ -619,6 +619,8 @@ def check(strict: bool = True) -> dict:
             dq = quality.record(change.wh)
             quality.enqueue_news(change.wh, dq)
             recovered = alerts.close_recovered_problems(change.wh)
+            for _, email in recovered:
+                outbox.enqueue(change.wh, email, "recovered")
     except Exception as exc:
         if strict:
             raise
@@ -648,7 +650,7 @@ def check(strict: bool = True) -> dict:
         "emailed": change.news,
         "gaps": sorted(f"{s}.{t}" for s, t in gaps.opened),
         "gaps_recovered": sorted(f"{s}.{t}" for s, t in gaps.recovered),
-        "problems_recovered": recovered,
+        "problems_recovered": [label for label, _ in recovered],
         "quality": sorted(f"{a.product}:{a.table}" for a, _ in dq.opened),
         "quality_recovered": sorted(f"{a.product}:{a.table}" for a, _, _ in dq.recovered),
         "alerts_sent": len(change.delivery.sent),

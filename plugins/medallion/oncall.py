@@ -1,14 +1,17 @@
-"""The failure callback of every task: it sends the FAILED email, after the last retry.
+"""The on-call callbacks: the FAILED email of every task (after its last retry) and the LATE email of a
+run that missed its deadline.
 
-It lives here, above both `alerts` and `freshness`, because it uses both:
+They live here, above `alerts`, `outbox` and `freshness`, because they use all three:
 - `alerts` writes the email and groups failures into problems;
+- `outbox` keeps the email until it is sent;
 - `freshness` says what is stale now.
-So `freshness` can import `alerts`, and `alerts` does not import `freshness`: no import cycle.
+So `freshness` and `outbox` can import `alerts`, and `alerts` imports none of them: no import cycle.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from medallion import alerts, freshness, outbox
 
@@ -43,3 +46,19 @@ def on_task_failure(context: dict) -> None:
             outbox.send_without_outbox(alerts.failure_email(failure, None, str(exc)), str(exc))
     except Exception:  # never mask the task's own error with the alert's
         log.exception("could not send the failure alert")
+
+
+def deadline_alert(context: dict, within_minutes: float | None = None) -> str:
+    """The LATE email of a missed deadline, through the outbox (kept and retried if SMTP is down)."""
+    email = alerts.deadline_email(context, within_minutes)
+    if email is None:
+        return "no email"
+    return "sent to " + ", ".join(outbox.deliver(email, "deadline"))
+
+
+async def on_deadline_missed(context: dict | None = None, **kwargs: Any) -> str:
+    """DeadlineAlert callback (AsyncCallback, dagkit.deadline): the triggerer awaits it with the scheduler's context."""
+    import asyncio
+
+    # SMTP, Variable and Connection lookups are blocking: keep them off the triggerer's event loop
+    return await asyncio.to_thread(deadline_alert, context or {}, kwargs.get("within_minutes"))

@@ -7,6 +7,7 @@ delays alerts but never loses one. Drains lock each row while sending it (`for u
 locked`): two checks at once never send the same alert twice. Only when the warehouse itself is
 down is an alert sent without the outbox, and if that fails too, logged in full in the task log.
 What is waiting: `select * from ops.alert_outbox` and `ops.alert_outbox_status`.
+It sits above `alerts` (which writes the emails and sends one, and never imports this module).
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from medallion import config, connections
+from medallion import alerts, config, connections
+from medallion.alerts import Email
 from medallion.config import OPS_SCHEMA
 
 if TYPE_CHECKING:
     import psycopg
-
-    from medallion.alerts import Email
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,6 @@ def drain(wh: psycopg.Connection, only: int | None = None) -> Delivery:
     may take a timeout): that alert is kept with its error and retried after its backoff.
     `only`: send just that message (delivering one alert without waiting for older ones).
     """
-    from medallion import alerts
-
     done = Delivery()
     with wh.transaction():
         wh.execute(f"delete from {OPS_SCHEMA}.alert_outbox_messages where sent_at < now() - %s", (KEEP_SENT,))
@@ -90,7 +88,7 @@ def drain(wh: psycopg.Connection, only: int | None = None) -> Delivery:
                 return _waiting(wh, done)
             message_id, subject, text, html, attempts, product = row
             try:
-                to = alerts.send(alerts.Email(subject=subject, text=text, html=html, product=product))
+                to = alerts.send(Email(subject=subject, text=text, html=html, product=product))
             except Exception as exc:  # SMTP down, refused, no recipients: keep it and say why
                 done.failed.append(subject)
                 done.error = alerts.first_line(exc)
@@ -159,8 +157,6 @@ def deliver(email: Email, kind: str) -> list[str]:
 
 def send_without_outbox(email: Email, why: str) -> list[str]:
     """The last resort: send now; if that fails too, write the whole alert into the task log."""
-    from medallion import alerts
-
     log.warning("%s: sending without it: %s", why, email.subject)
     try:
         return alerts.send(email)

@@ -65,7 +65,7 @@ def stack_env(stack, **extra) -> dict[str, str]:
 def local_airflow(airflow_db):
     stack = airflow_db
     reset_connection_databases(stack, source_template=None)
-    # The metadata DB is the session's: runs of bronze left by earlier modules (test_live_airflow's
+    # The metadata DB is the session's: runs of bronze left by earlier modules (test_liveairflow's
     # scheduled and backfill runs) would move where the scheduler continues. Start from no history.
     from airflow.api.common.delete_dag import delete_dag
     from airflow.exceptions import DagNotFound
