@@ -2,35 +2,24 @@
 
 from __future__ import annotations
 
-from airflow.sdk import DAG
-
 from medallion import config, dagkit, transform
 
 
 def docs(p: config.Product, job: config.DbtJob, dag_id: str) -> str:
-    select = " ".join(job.select)
-    upstream = (
-        f"runs when `{p.dag_id(job.after)}` has published (asset `{dagkit.asset(job.after, p.id).name}`; the "
-        "interval comes from its event)"
-        if job.after
-        else "runs"
-    )
     return f"""
 # {dag_id} — product `{p.id}`: bronze_{p.id} → its staging views and core tables
 
 {p.description}
 
-**What**: on schedule `{job.schedule}` (UTC), one `dbt build` of `{select}` (models and their
-tests; include/products/{p.id}.yml), rendered by Cosmos from `include/dbt/target/manifest.json`.
-The `dbt_producer_watcher`
-task runs the build; each `<model>_run` task is a light sensor showing that model's result as dbt
-reports it; `tests` is the verdict of the layer's data tests. The incremental facts
-(`core_sessions`, `fct_browser_run`, `fct_event`, `fct_usage`) process only the keys bronze
-touched in the run's interval (`MEDALLION_INTERVAL_START` / `_END` in dbt's environment);
-everything else is rebuilt. Last task `published` emits the `{dagkit.asset(job.name, p.id).name}` asset.
+**What**: one `dbt build` of `{" ".join(job.select)}` (models and their tests;
+include/products/{p.id}.yml), rendered by Cosmos from `include/dbt/target/manifest.json`.
+The `dbt_producer_watcher` task runs the build; each `<model>_run` task is a light sensor showing
+that model's result as dbt reports it; `tests` is the verdict of the layer's data tests. The
+incremental models process only the keys bronze touched in the run's interval
+(`MEDALLION_INTERVAL_START` / `_END` in dbt's environment); everything else is rebuilt. Last task
+`published` emits the `{dagkit.asset(job.name, p.id).name}` asset.
 
-**Upstream**: {upstream} and on its own data interval, so it can be
-backfilled.
+**When**: {transform.when_doc(p, job)}.
 Connection: `warehouse` (dbt profile built from it by Cosmos).
 
 **When it fails** (you got an email):
@@ -41,12 +30,12 @@ Connection: `warehouse` (dbt profile built from it by Cosmos).
    the layer's tests once the sensors are done. Clearing either does the same after a fix.
 3. A failed data test means bad data or a broken assumption: query the model, fix upstream (or
    the model), then clear `tests`, or trigger with `select` = the model and its children
-   (`core_sessions+`).
+   (`<model>+`).
 4. *on_schema_change* / a new column: trigger with `full_refresh` on.
 5. Reruns are always safe (incremental models recompute touched keys from bronze). Backfill a
-   range: `make backfill FROM=... TO=...` (bronze → silver → gold per hour of [FROM, TO)), or on the live stack
-   `airflow backfill create --dag-id {dag_id} --from-date FIRST --to-date LAST` (the first and
-   last hours' starts, both included).
+   range: `make backfill FROM=... TO=...` (bronze → silver → gold per interval of [FROM, TO)), or on the
+   live stack `airflow backfill create --dag-id {dag_id} --from-date FIRST --to-date LAST` (the first
+   and last intervals' starts, both included).
 
 **Deadline**: a run not done `MEDALLION_SILVER_DEADLINE_MINUTES` (default 60) after it was queued
 (a scheduled run at its interval end, an asset-triggered one when its upstream published) sends
@@ -62,28 +51,8 @@ one email per problem (a failing model is one email, not one per run).
 """
 
 
-def silver_dags(p: config.Product) -> list[DAG]:
-    """One DAG per silver dbt job of the product (`<job>_<product>`), in the product's dbt pool."""
-    dags = []
-    for job in (j for j in p.dbt_jobs if j.layer == "silver"):
-        dag_id = p.dag_id(job.name)
-        with DAG(
-            dag_id=dag_id,
-            description=f"{p.id}: dbt silver job {job.name} ({' '.join(job.select)}), via Cosmos"[:200],
-            schedule=transform.schedule(job.schedule, dagkit.asset(job.after, p.id) if job.after else None),
-            start_date=dagkit.START_DATE,
-            catchup=False,
-            max_active_runs=1,
-            default_args=dagkit.default_args(owner=p.owner),
-            deadline=dagkit.deadline(dagkit.SILVER_DEADLINE),
-            tags=["silver", p.id, "dbt"],
-            doc_md=docs(p, job, dag_id),
-            params=transform.params(),
-            user_defined_macros=transform.USER_DEFINED_MACROS,
-        ) as dag:
-            transform.dbt_task_group(job.select, p.dbt_pool) >> transform.publish(dagkit.asset(job.name, p.id))
-        dags.append(dag)
-    return dags
+def silver_dags(p: config.Product):
+    return transform.dbt_dags(p, "silver", dagkit.SILVER_DEADLINE, docs)
 
 
 # the silver dbt jobs of every product (include/products/*.yml); a broken product gets a DAG that fails with its error

@@ -94,6 +94,21 @@ def test_one_dag_per_product_and_layer_and_policies_hold(parsed):
         assert min(dag["retries"]) >= 1, f"{dag_id}: every task retries"
         assert dag["on_failure_callback"], f"{dag_id}: failures email on-call (dagkit.default_args)"
         assert len(dag["doc_md"]) > 400 and "fail" in dag["doc_md"].lower(), f"{dag_id}: doc_md for on-call"
+        others = {m for p, models in models_by_product().items() if p != product for m in models}
+        named = {m for m in others if f"`{m}`" in dag["doc_md"] or f"({m}" in dag["doc_md"]}
+        assert not named, f"{dag_id}: its docs name another product's models {sorted(named)}"
+
+
+def models_by_product() -> dict[str, set[str]]:
+    """dbt model names per product folder (models/<layer>/<product>/), from the manifest."""
+    from medallion import config
+
+    manifest = json.loads(config.DBT_MANIFEST.read_text())
+    out: dict[str, set[str]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model" and len(node["fqn"]) >= 4:
+            out.setdefault(node["fqn"][2], set()).add(node["name"])
+    return out
 
 
 LAYER_DAGS = {"bronze_browser_infra": "BRONZE", "silver_browser_infra": "SILVER", "gold_browser_infra": "GOLD"}

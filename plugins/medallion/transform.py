@@ -20,11 +20,12 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, get_current_context, task
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos import settings as cosmos_settings
@@ -43,7 +44,7 @@ from cosmos.operators.local import AbstractDbtLocalBase, DbtDocsLocalOperator, D
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
 from medallion import dagkit
-from medallion.config import DBT_MANIFEST, DBT_PROJECT_DIR, WAREHOUSE_CONN_ID
+from medallion.config import DBT_MANIFEST, DBT_PROJECT_DIR, WAREHOUSE_CONN_ID, DbtJob, Product
 
 log = logging.getLogger(__name__)
 
@@ -418,6 +419,43 @@ def publish(asset: Asset):
         return interval
 
     return published()
+
+
+def dbt_dags(p: Product, layer: str, deadline: timedelta, doc_md: Callable[[Product, DbtJob, str], str]) -> list[DAG]:
+    """One DAG per dbt job of the product in `layer` (`<job>_<product>`): the job's selection as a Cosmos
+    task group in the product's dbt pool, then `published` (the job's asset). Schedule: the job's cron,
+    and/or its upstream job's asset; none (`schedule: null`) means on demand only."""
+    dags = []
+    for job in (j for j in p.dbt_jobs if j.layer == layer):
+        dag_id = p.dag_id(job.name)
+        with DAG(
+            dag_id=dag_id,
+            description=f"{p.id}: dbt {layer} job {job.name} ({' '.join(job.select)}), via Cosmos"[:200],
+            schedule=schedule(job.schedule, dagkit.asset(job.after, p.id) if job.after else None),
+            start_date=dagkit.START_DATE,
+            catchup=False,
+            max_active_runs=1,
+            default_args=dagkit.default_args(owner=p.owner),
+            deadline=dagkit.deadline(deadline),
+            tags=[layer, p.id, "dbt"],
+            doc_md=doc_md(p, job, dag_id),
+            params=params(),
+            user_defined_macros=USER_DEFINED_MACROS,
+        ) as dag:
+            dbt_task_group(job.select, p.dbt_pool) >> publish(dagkit.asset(job.name, p.id))
+        dags.append(dag)
+    return dags
+
+
+def when_doc(p: Product, job: DbtJob) -> str:
+    """When a dbt job's DAG runs (see `schedule`), for its doc_md."""
+    if job.schedule is None:
+        return "**on demand only** (`schedule: null`: no schedule, no upstream asset; trigger it by hand or the API)"
+    when = f"on schedule `{job.schedule}` (UTC)"
+    if job.after:
+        when += (f" and when `{p.dag_id(job.after)}` has published (asset `{dagkit.asset(job.after, p.id).name}`; "
+                 "the interval comes from its event)")  # fmt: skip
+    return when + ", each run on its own data interval (so it can be backfilled)"
 
 
 # --- the dbt docs in the Airflow UI ------------------------------------------------------------
