@@ -403,3 +403,23 @@ def test_first_load_behind_a_reader_of_the_empty_table_does_not_wait_for_it(dbs,
     with dbs.src() as src, dbs.wh() as wh:
         assert bronze_fingerprint(wh, src, s) == source_fingerprint(src, s)
         assert _visible_pages(wh, s)[1] == 0
+
+
+def test_every_row_carries_its_batch_id_and_bronze_keeps_its_default(dbs, spec):
+    """A first load gives `_batch_id` the batch's id as a constant for its COPY (no function call per
+    row); the rows of the first load and of the next one both carry their own batch's id, and the
+    column's default is the per-transaction setting again once the load commits."""
+    s = spec("browser_sessions")
+    first = load(s, dbs, AS_OF - HOUR, AS_OF)
+    with dbs.src_admin() as conn:
+        demo_source.advance(conn, hours=1, deletes=0)
+    nxt = load(s, dbs, AS_OF, AS_OF + HOUR)
+    with dbs.wh() as wh:
+        by_batch = dict(wh.execute(f"select _batch_id, count(*) from {s.bronze_schema}.{s.name} group by 1").fetchall())
+        assert by_batch == {first.batch_id: first.rows_written, nxt.batch_id: nxt.rows_written}
+        default = wh.execute(
+            "select pg_get_expr(adbin, adrelid) from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid "
+            "and a.attnum = d.adnum where d.adrelid = %s::regclass and a.attname = '_batch_id'",
+            (f"{s.bronze_schema}.{s.name}",),
+        ).fetchone()[0]
+        assert default == "current_setting('medallion.batch_id'::text, true)"

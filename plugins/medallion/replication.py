@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -40,6 +40,8 @@ PROGRESS_EVERY_S = 5.0
 WRITE_BUFFER_BYTES = 128 * 1024
 PIPE_BYTES = 1024 * 1024
 METADATA_COLUMNS = ("_loaded_at", "_batch_id", "_cursor", "_deleted_at")
+# bronze's _batch_id: the batch's id, set per transaction by _batch (every load and repair writes it)
+BATCH_ID_DEFAULT = sql.SQL("current_setting('medallion.batch_id', true)")
 TIME_CURSOR_TYPES = ("timestamp with time zone", "timestamp without time zone", "date")
 INTEGER_CURSOR_TYPES = ("smallint", "integer", "bigint")
 # Built-in types whose values are OIDs of the source's own catalog: bronze holds their names.
@@ -297,9 +299,8 @@ def sync_bronze_schema(
                 sql.SQL(
                     "create table {bronze} ({cols}, "
                     "_loaded_at timestamptz not null default now(), "
-                    "_batch_id text default current_setting('medallion.batch_id', true), "
-                    "_cursor {cursor_type}, _deleted_at timestamptz)"
-                ).format(bronze=bronze, cols=cols, cursor_type=sql.SQL(cursor_type))
+                    "_batch_id text default {batch_id}, _cursor {cursor_type}, _deleted_at timestamptz)"
+                ).format(bronze=bronze, cols=cols, batch_id=BATCH_ID_DEFAULT, cursor_type=sql.SQL(cursor_type))
             )
             # BRIN: near-free to maintain during COPY, and bronze is appended in cursor order, so it
             # narrows "rows at or after the window start" to a few block ranges. New ranges are
@@ -923,11 +924,11 @@ def replicate(
         result.timings["plan"] = lap()
         if mode == "incremental" and direct:
             result.path = "direct"
-            freeze = cursor_bound is None and _truncate_if_empty(wh, bronze)
-            result.rows_read = copy_stream(
-                src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label, servers,
-                own_session=True, freeze=freeze,
-            )  # fmt: skip
+            with _first_load(wh, bronze, result.batch_id) if cursor_bound is None else nullcontext(False) as freeze:
+                result.rows_read = copy_stream(
+                    src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label, servers,
+                    own_session=True, freeze=freeze,
+                )  # fmt: skip
             result.rows_written = result.rows_read
             result.timings["copy"] = lap()
             if cursor_bound is None:
@@ -1016,6 +1017,24 @@ def _brin_name(spec: TableSpec) -> str:
 
 def _has_rows(wh: psycopg.Connection, bronze: sql.Identifier) -> bool:
     return wh.execute(sql.SQL("select exists (select from {})").format(bronze)).fetchone()[0]
+
+
+@contextmanager
+def _first_load(wh: psycopg.Connection, bronze: sql.Identifier, batch_id: str):
+    """The COPY of a first load into the empty bronze table: yields whether it may use FREEZE.
+
+    When it may (see _truncate_if_empty), bronze is locked for the batch anyway, so `_batch_id`'s
+    default is the batch's id as a constant during the COPY: the per-transaction setting costs a
+    function call per row (narrow rows: ~17% of the warehouse's CPU for the COPY). The default is
+    restored before the batch commits; a batch that fails rolls both changes back.
+    """
+    if not _truncate_if_empty(wh, bronze):
+        yield False
+        return
+    default = sql.SQL("alter table {} alter column _batch_id set default {}")
+    wh.execute(default.format(bronze, sql.Literal(batch_id)))
+    yield True
+    wh.execute(default.format(bronze, BATCH_ID_DEFAULT))
 
 
 def _truncate_if_empty(wh: psycopg.Connection, bronze: sql.Identifier) -> bool:
