@@ -1047,7 +1047,9 @@ def _truncate_if_empty(wh: psycopg.Connection, bronze: sql.Identifier) -> bool:
     for an empty table: TRUNCATE would discard rows, and it needs bronze's exclusive lock, taken
     with NOWAIT, before looking, so no row can arrive between the look and the truncate. A reader
     holding the table (dbt over the empty table) is not waited for: the load runs without FREEZE.
-    The cost FREEZE documents: a transaction whose snapshot predates the commit sees the rows.
+    The costs: readers that come later wait until the first load commits (they would have read an
+    empty table), and, as FREEZE documents, a transaction whose snapshot predates the commit sees
+    the rows.
     """
     try:
         with wh.transaction():  # a savepoint: a lock not granted leaves the batch as it was
