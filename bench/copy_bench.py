@@ -213,6 +213,7 @@ def child_medallion(src_port: int, wh_port: int, table: Table, hourly: bool) -> 
     spec = replace(
         config.get_table("browser_infra", "browser_sessions"),
         name=table.name,
+        source_table=table.name,
         primary_key=(table.key,),
         cursor=table.cursor,
         cursor_fallback=(),

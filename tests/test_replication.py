@@ -354,3 +354,72 @@ def test_first_load_leaves_statistics_so_the_next_merge_reads_only_the_window(db
         ).fetchone()
         assert correlation is not None and correlation[0] is not None
         assert wh.execute("select count(*) from ops.replication_batches").fetchone()[0] == 1
+
+
+def _visible_pages(wh, s) -> tuple[int, int]:
+    """(pages, all-visible pages) of the bronze table, as the first load's analyze counted them."""
+    return wh.execute(
+        "select relpages, relallvisible from pg_class where oid = %s::regclass", (f"{s.bronze_schema}.{s.name}",)
+    ).fetchone()
+
+
+@pytest.mark.parametrize("reader", ["psql", "psycopg"])
+def test_first_load_writes_frozen_all_visible_pages(dbs, spec, monkeypatch, reader):
+    """A first load truncates the empty bronze table in its transaction and COPYs with FREEZE: its
+    pages are written once, frozen and all-visible, so neither the first reader (hint bits) nor
+    vacuum (freezing) rewrites them, and the copy itself is cheaper (bench/copy_bench.py)."""
+    monkeypatch.setenv("MEDALLION_PSQL", "" if reader == "psql" else "off")
+    s = spec("browser_sessions")
+    first = load(s, dbs, AS_OF - HOUR, AS_OF)
+    assert first.path == "direct" and first.rows_written > 1000
+    with dbs.src() as src, dbs.wh() as wh:
+        pages, visible = _visible_pages(wh, s)
+        # COPY marks a page all-visible when it fills it from empty: all but where its batches meet
+        assert pages > 0 and visible >= 0.9 * pages
+        assert bronze_fingerprint(wh, src, s) == source_fingerprint(src, s)
+    with dbs.src_admin() as conn:
+        demo_source.advance(conn, hours=1, deletes=0)
+    nxt = load(s, dbs, AS_OF, AS_OF + HOUR)  # not a first load: appended as usual, nothing truncated
+    assert nxt.rows_written > 0
+    with dbs.src() as src, dbs.wh() as wh:
+        assert bronze_fingerprint(wh, src, s) == source_fingerprint(src, s)
+
+
+def test_first_load_behind_a_reader_of_the_empty_table_does_not_wait_for_it(dbs, spec):
+    """Freezing needs bronze's exclusive lock; when a reader (a dbt run over the still-empty table)
+    holds it, the first load does not wait for that reader: it loads without FREEZE."""
+    from medallion.replication import Cursor, source_columns, sync_bronze_schema
+
+    s = spec("browser_sessions")
+    with dbs.src() as src, dbs.wh() as wh:
+        columns = source_columns(src, s)
+        sync_bronze_schema(wh, s, columns, Cursor.read(src, s, columns).bronze_type)
+        wh.commit()
+    with dbs.wh() as reader:
+        assert reader.execute(f"select count(*) from {s.bronze_schema}.{s.name}").fetchone()[0] == 0  # lock held
+        first = load(s, dbs, AS_OF - HOUR, AS_OF)
+        reader.rollback()
+    assert first.path == "direct" and first.rows_written > 1000
+    with dbs.src() as src, dbs.wh() as wh:
+        assert bronze_fingerprint(wh, src, s) == source_fingerprint(src, s)
+        assert _visible_pages(wh, s)[1] == 0
+
+
+def test_every_row_carries_its_batch_id_and_bronze_keeps_its_default(dbs, spec):
+    """A first load gives `_batch_id` the batch's id as a constant for its COPY (no function call per
+    row); the rows of the first load and of the next one both carry their own batch's id, and the
+    column's default is the per-transaction setting again once the load commits."""
+    s = spec("browser_sessions")
+    first = load(s, dbs, AS_OF - HOUR, AS_OF)
+    with dbs.src_admin() as conn:
+        demo_source.advance(conn, hours=1, deletes=0)
+    nxt = load(s, dbs, AS_OF, AS_OF + HOUR)
+    with dbs.wh() as wh:
+        by_batch = dict(wh.execute(f"select _batch_id, count(*) from {s.bronze_schema}.{s.name} group by 1").fetchall())
+        assert by_batch == {first.batch_id: first.rows_written, nxt.batch_id: nxt.rows_written}
+        default = wh.execute(
+            "select pg_get_expr(adbin, adrelid) from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid "
+            "and a.attnum = d.adnum where d.adrelid = %s::regclass and a.attname = '_batch_id'",
+            (f"{s.bronze_schema}.{s.name}",),
+        ).fetchone()[0]
+        assert default == "current_setting('medallion.batch_id'::text, true)"
