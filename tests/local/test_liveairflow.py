@@ -7,13 +7,12 @@ import json
 import os
 import re
 import socket
-import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import psycopg
 import pytest
-from conftest import reset_connection_databases
+from conftest import reset_connection_databases, wait_until
 
 from medallion import config
 from medallion.local.demo import browser_infra as demo_source
@@ -59,15 +58,6 @@ def live(airflow_db):
     for pid in pids:  # nothing left behind
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(2)
-    raise TimeoutError(what)
 
 
 def test_dag_processor_parses_every_dag_without_errors(live):

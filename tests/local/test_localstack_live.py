@@ -22,7 +22,7 @@ import httpx
 import psutil
 import psycopg
 import pytest
-from conftest import reset_connection_databases
+from conftest import reset_connection_databases, wait_until
 
 from medallion import config
 from medallion.local import localstack
@@ -40,15 +40,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := predicate():
-            return value
-        time.sleep(2)
-    raise TimeoutError(what)
 
 
 def stack_env(stack, **extra) -> dict[str, str]:
