@@ -5,9 +5,9 @@ One call loads one table for one window, in one warehouse transaction together w
 
 - incremental: rows whose cursor is in [interval start - lookback, interval end). Bronze keeps one
   row per (primary key, cursor) version; re-reading a version writes nothing (idempotent re-runs).
-  When bronze holds nothing at or after the window start (first load, or the next interval of a
-  caught-up table) rows are COPYed straight into bronze; otherwise they go through a temp stage and
-  only unseen versions are appended. The cursor (see Cursor) may be a timestamp, a local-time
+  Rows whose cursor is past every cursor bronze holds (first load; the new rows of the next
+  interval) are COPYed straight into bronze; the rest (the lookback, a re-run interval) go through
+  a temp stage and only unseen versions are appended. The cursor (see Cursor) may be a timestamp, a local-time
   `timestamp`, a date or an integer id, with fallback columns where it is NULL.
 - full: the whole table is staged and swapped in atomically (small tables; also `full_refresh`).
 - proving bronze equals the source, and repairing it, is medallion.reconcile's job.
@@ -89,7 +89,7 @@ class BatchResult:
     rows_read: int = 0
     rows_written: int = 0
     seconds: float = 0.0
-    path: str = ""  # direct | staged | snapshot | reconcile
+    path: str = ""  # direct | split (staged below bronze's bound, direct above) | staged | snapshot | reconcile
     window_start_id: int | None = None  # integer cursors: the ids read, [start, end)
     window_end_id: int | None = None
     schema_changes: list[str] = field(default_factory=list)
@@ -893,7 +893,6 @@ def replicate(
     result.timings["schema"] = lap()
     bronze = sql.Identifier(spec.bronze_schema, spec.name)
     columns_sql = sql.SQL(", ").join(sql.Identifier(c) for c in exprs)
-    target_cols = sql.SQL("{}, _cursor").format(columns_sql)
     interval = (interval_start, interval_end)
     with _batch(wh, spec, result, started, interval, run, "load"):  # planned under the table's lock
         loaded_until, cursor_bound = load_bounds(wh, spec)
@@ -911,26 +910,26 @@ def replicate(
         if mode == "incremental" and cursor.is_integer:
             read_from, read_to, cursor_bound = plan_ids(wh, src, spec, cursor, start)
             result.window_start_id, result.window_end_id = read_from, read_to
-        select = _select_sql(spec, exprs, cursor, read_from, read_to, windowed=mode == "incremental")
-        label = f"{spec.qualified} {_fmt(read_from)}..{_fmt(read_to)}"
         log.info("%s: %s load, window [%s, %s)", spec.qualified, mode, _fmt(read_from), _fmt(read_to))
         # Straight into bronze only when nothing read can already be there: the window starts after
         # every cursor bronze holds (NULL-cursor rows are re-read every run), or bronze is empty.
+        # A window that starts before that bound and ends after it (the lookback of a caught-up
+        # table) is split there: the part below goes through the stage, the rest straight in.
         direct = unique_key and (
             (read_from is not None and cursor_bound is not None and cursor_bound <= read_from and not nullable)
             or (cursor_bound is None and not _has_rows(wh, bronze))
         )
-        servers = (spec.source_conn_id, WAREHOUSE_CONN_ID)
+        split = (
+            mode == "incremental" and unique_key and not direct and read_from is not None
+            and cursor_bound is not None and read_from < cursor_bound < read_to
+        )  # fmt: skip
+        label = f"{spec.qualified} {_fmt(read_from)}..{_fmt(read_to)}"
+        load = _Load(spec, src, wh, bronze, columns_sql, (spec.source_conn_id, WAREHOUSE_CONN_ID), label, result, lap)
         result.timings["plan"] = lap()
         if mode == "incremental" and direct:
             result.path = "direct"
             with _first_load(wh, bronze, result.batch_id) if cursor_bound is None else nullcontext(False) as freeze:
-                result.rows_read = copy_stream(
-                    src, wh, select, sql.SQL("{} ({})").format(bronze, target_cols), label, servers,
-                    own_session=True, freeze=freeze,
-                )  # fmt: skip
-            result.rows_written = result.rows_read
-            result.timings["copy"] = lap()
+                load.direct(_select_sql(spec, exprs, cursor, read_from, read_to), freeze=freeze)
             if cursor_bound is None:
                 # A first load: statistics now, not when autovacuum gets to it, or the next run's merge
                 # plans against an empty table and reads all of bronze instead of the window's BRIN
@@ -940,55 +939,96 @@ def replicate(
                 wh.execute("set local default_statistics_target = 10")  # until the batch commits
                 wh.execute(sql.SQL("analyze {} (_cursor)").format(bronze))
                 result.timings["merge"] = lap()
+        elif split:
+            result.path = "split"
+            # the stage first: its anti-join then reads bronze's BRIN ranges before the direct rows
+            load.staged(_select_sql(spec, exprs, cursor, read_from, cursor_bound), read_from, nullable, unique_key)
+            load.direct(_select_sql(spec, exprs, replace(cursor, nullable=False), cursor_bound, read_to))
         else:
-            stage = sql.Identifier(f"_stage_{spec.name}"[:63])
-            wh.execute(
-                sql.SQL("create temp table {} on commit drop as select {}, _cursor from {} with no data").format(
-                    stage, columns_sql, bronze
-                )
-            )
-            result.rows_read = copy_stream(
-                src, wh, select, sql.SQL("{} ({})").format(stage, target_cols), label, servers,
-                own_session=True, freeze=True,  # the stage was created in this transaction
-            )  # fmt: skip
-            result.timings["copy"] = lap()
-            wh.execute(sql.SQL("analyze {}").format(stage))
-            pk = sql.SQL(", ").join(sql.Identifier(c) for c in spec.primary_key)
-            once = sql.SQL("" if unique_key else "distinct on ({}, _cursor)").format(pk)
+            select = _select_sql(spec, exprs, cursor, read_from, read_to, windowed=mode == "incremental")
             if mode == "incremental":
                 result.path = "staged"
-                in_window = (
-                    sql.SQL("b._cursor >= {}").format(sql.Literal(read_from))
-                    if read_from is not None
-                    else sql.SQL("true")
-                )
-                if nullable:
-                    in_window = sql.SQL("({} or b._cursor is null)").format(in_window)
-                result.rows_written = wh.execute(
-                    _template("insert_new_versions").format(
-                        bronze=bronze,
-                        stage=stage,
-                        once=once,
-                        columns=columns_sql,
-                        pk_match=_pk_match(spec, "b", "s"),
-                        cursor_match=sql.SQL(
-                            "b._cursor is not distinct from s._cursor" if nullable else "b._cursor = s._cursor"
-                        ),
-                        in_window=in_window,
-                    )
-                ).rowcount
+                load.staged(select, read_from, nullable, unique_key)
             else:
                 result.path = "snapshot"
-                snapshot = _template("replace_snapshot").format(
-                    bronze=bronze, stage=stage, once=once, columns=columns_sql
-                )
-                cur = wh.execute(snapshot)
-                cur.nextset()  # the insert's row count (the first result is the delete's)
-                result.rows_written = cur.rowcount
-            result.timings["merge"] = lap()
+                load.snapshot(select, unique_key)
     result.timings["commit"] = lap()
     log.info(result.summary())
     return result
+
+
+class _Load:
+    """The warehouse side of one batch: COPYs of source selects into bronze (direct) or through a
+    temp stage (staged: only unseen versions appended; snapshot: bronze replaced), adding up rows
+    and the copy / merge times in the batch's result."""
+
+    def __init__(self, spec, src, wh, bronze, columns, servers, label, result, lap):
+        self.spec, self.src, self.wh, self.bronze, self.columns = spec, src, wh, bronze, columns
+        self.servers, self.label, self.result, self.lap = servers, label, result, lap
+
+    def _copy(self, select: sql.Composable, target: sql.Composable, freeze: bool) -> int:
+        rows = copy_stream(
+            self.src, self.wh, select, sql.SQL("{} ({}, _cursor)").format(target, self.columns), self.label,
+            self.servers,
+            own_session=True, freeze=freeze,
+        )  # fmt: skip
+        self.result.rows_read += rows
+        self._time("copy")
+        return rows
+
+    def _time(self, step: str) -> None:
+        self.result.timings[step] = self.result.timings.get(step, 0.0) + self.lap()
+
+    def direct(self, select: sql.Composable, freeze: bool = False) -> None:
+        self.result.rows_written += self._copy(select, self.bronze, freeze)
+
+    def _stage(self, select: sql.Composable) -> sql.Identifier:
+        stage = sql.Identifier(f"_stage_{self.spec.name}"[:63])
+        self.wh.execute(
+            sql.SQL("create temp table {} on commit drop as select {}, _cursor from {} with no data").format(
+                stage, self.columns, self.bronze
+            )
+        )
+        self._copy(select, stage, freeze=True)  # the stage was created in this transaction
+        self.wh.execute(sql.SQL("analyze {}").format(stage))
+        return stage
+
+    def _once(self, unique_key: bool) -> sql.Composable:
+        pk = sql.SQL(", ").join(sql.Identifier(c) for c in self.spec.primary_key)
+        return sql.SQL("" if unique_key else "distinct on ({}, _cursor)").format(pk)
+
+    def staged(self, select: sql.Composable, read_from, nullable: bool, unique_key: bool) -> None:
+        stage = self._stage(select)
+        in_window = (
+            sql.SQL("b._cursor >= {}").format(sql.Literal(read_from)) if read_from is not None else sql.SQL("true")
+        )
+        if nullable:
+            in_window = sql.SQL("({} or b._cursor is null)").format(in_window)
+        self.result.rows_written += self.wh.execute(
+            _template("insert_new_versions").format(
+                bronze=self.bronze,
+                stage=stage,
+                once=self._once(unique_key),
+                columns=self.columns,
+                pk_match=_pk_match(self.spec, "b", "s"),
+                cursor_match=sql.SQL(
+                    "b._cursor is not distinct from s._cursor" if nullable else "b._cursor = s._cursor"
+                ),
+                in_window=in_window,
+            )
+        ).rowcount
+        self._time("merge")
+
+    def snapshot(self, select: sql.Composable, unique_key: bool) -> None:
+        stage = self._stage(select)
+        cur = self.wh.execute(
+            _template("replace_snapshot").format(
+                bronze=self.bronze, stage=stage, once=self._once(unique_key), columns=self.columns
+            )
+        )
+        cur.nextset()  # the insert's row count (the first result is the delete's)
+        self.result.rows_written += cur.rowcount
+        self._time("merge")
 
 
 def _laps():
