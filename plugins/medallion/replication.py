@@ -925,6 +925,9 @@ def replicate(
         )  # fmt: skip
         label = f"{spec.qualified} {_fmt(read_from)}..{_fmt(read_to)}"
         load = _Load(spec, src, wh, bronze, columns_sql, (spec.source_conn_id, WAREHOUSE_CONN_ID), label, result, lap)
+        # psql reads whole tables (first loads, snapshots); a window of a loaded table is read on
+        # the source connection: starting a process and a connection costs more than it saves there
+        load.own_session = mode != "incremental" or cursor_bound is None
         result.timings["plan"] = lap()
         if mode == "incremental" and direct:
             result.path = "direct"
@@ -965,12 +968,13 @@ class _Load:
     def __init__(self, spec, src, wh, bronze, columns, servers, label, result, lap):
         self.spec, self.src, self.wh, self.bronze, self.columns = spec, src, wh, bronze, columns
         self.servers, self.label, self.result, self.lap = servers, label, result, lap
+        self.own_session = True  # copy_stream's: psql may read the source
 
     def _copy(self, select: sql.Composable, target: sql.Composable, freeze: bool) -> int:
         rows = copy_stream(
             self.src, self.wh, select, sql.SQL("{} ({}, _cursor)").format(target, self.columns), self.label,
             self.servers,
-            own_session=True, freeze=freeze,
+            own_session=self.own_session, freeze=freeze,
         )  # fmt: skip
         self.result.rows_read += rows
         self._time("copy")
