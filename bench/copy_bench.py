@@ -1,6 +1,6 @@
 """Table-copy benchmark: the bronze replication against a psql binary COPY pipe, in the same run.
 
-    python bench/copy_bench.py [--rows 1000000] [--runs 3] [--tables ...] [--methods ...]
+    python bench/copy_bench.py [--rows 1000000] [--runs 3] [--tables ...] [--methods ...] [--before DIR]
 
 Starts two embedded Postgres servers (source, warehouse; fsync on, shared_buffers 512MB, as in
 ../shared/bench; free ports), fills the tables server-side, then runs each method --runs times
@@ -13,8 +13,11 @@ round-robin, each as its own process:
   medallion          medallion.replication.replicate(): a first (full-history) incremental load of a new
                      bronze table, psql reading the source; ledger row, BRIN index and ANALYZE included
   medallion_inproc   the same with MEDALLION_PSQL=off: rows read by psycopg on the source connection
-  medallion_hourly   the next hour's incremental load after 1% of rows changed (staged merge path),
-                     with where its time goes (connect, schema, plan, copy, merge, commit)
+  medallion_hourly   the next hour's incremental load after 1% of rows changed (split path: the lookback
+                     staged, the rest straight in), with where its time goes (connect, schema, plan, copy,
+                     merge, commit)
+  *_before           with --before DIR: medallion and medallion_hourly with DIR as the plugins/ folder
+                     (a worktree of an older commit), in the same rounds
 
 Tables: browser_sessions (14 columns, Supabase-shaped, as in the shared harness) and narrow_events
 (id bigint, ts timestamptz, n smallint). Ratios compare each run with the pipe of the same round.
@@ -38,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "plugins"))
+# --before runs some methods on another checkout's package too (the code before a change)
+sys.path.insert(0, os.environ.get("MEDALLION_PLUGINS", str(ROOT / "plugins")))
 
 import psycopg  # noqa: E402
 
@@ -223,6 +227,7 @@ def child_medallion(src_port: int, wh_port: int, table: Table, hourly: bool) -> 
     with psycopg.connect(wh_uri, autocommit=True) as wh:  # untimed: a new table in an existing warehouse
         wh.execute(f"drop table if exists bronze_browser_infra.{table.name}; drop schema if exists ops cascade")
         warehouse.migrate(wh)
+        wh.execute("checkpoint")  # as the pipe does: no run pays for the previous run's dirty pages
     hour0 = datetime.fromisoformat(HOUR0)
     if hourly:  # untimed: load history up to hour0, then change 1% of rows inside the next hour
         with psycopg.connect(src_uri) as src, psycopg.connect(wh_uri, autocommit=True) as wh:
@@ -291,6 +296,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=int(os.environ.get("RUNS", 3)))
     ap.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
     ap.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    ap.add_argument("--before", metavar="PLUGINS_DIR",
+                    help="also run medallion and medallion_hourly with this plugins/ folder (e.g. a worktree of "
+                    "the previous commit): methods medallion_before, medallion_hourly_before")  # fmt: skip
     ap.add_argument("--dir", default=os.environ.get("BENCH_DIR", str(Path(tempfile.gettempdir()) / "medallion-bench")))
     ap.add_argument("--child", choices=sorted({c for c, _ in METHODS.values()}), help=argparse.SUPPRESS)
     ap.add_argument("--table", choices=list(TABLES), help=argparse.SUPPRESS)
@@ -314,6 +322,12 @@ def main() -> None:
         for name in args.tables:
             generate(src_uri, TABLES[name], args.rows)
         methods = ["psql_binary_pipe", *(m for m in args.methods if m != "psql_binary_pipe")]
+        if args.before:
+            before = {"MEDALLION_PLUGINS": str(Path(args.before).resolve())}
+            for method in ("medallion", "medallion_hourly"):
+                if method in methods:
+                    METHODS[f"{method}_before"] = (METHODS[method][0], {**METHODS[method][1], **before})
+                    methods.insert(methods.index(method), f"{method}_before")
         results = {(t, m): [] for t in args.tables for m in methods}
         for round_ in range(1, args.runs + 1):
             for name in args.tables:
@@ -328,7 +342,7 @@ def main() -> None:
                         verify(src_uri, wh_uri, table, f"ref.{name}", latest=False)
                     elif method == "pipe_bronze_shape":
                         verify(src_uri, wh_uri, table, f"ref.{name}_bronze", latest=False)
-                    elif method != "medallion_hourly":
+                    elif not method.startswith("medallion_hourly"):
                         verify(src_uri, wh_uri, table, f"bronze_browser_infra.{name}", latest=True)
                     results[name, method].append(res)
                     times = "  ".join(f"{k} {v:.2f}" for k, v in res.get("timings", {}).items())
@@ -357,7 +371,7 @@ def report(args, methods: list[str], results: dict, loads: list[float]) -> None:
         for method in methods:
             runs = results[name, method]
             med = statistics.median(r["seconds"] for r in runs)
-            if method in ("psql_binary_pipe", "medallion_hourly"):
+            if method == "psql_binary_pipe" or method.startswith("medallion_hourly"):
                 ratio = worst = "-"
             else:  # rows/s against the pipe's rows/s of the same round
                 ratios = [p["seconds"] / r["seconds"] for p, r in zip(pipe, runs, strict=True)]
@@ -373,13 +387,15 @@ def report(args, methods: list[str], results: dict, loads: list[float]) -> None:
                 f"{name:16} medallion vs the pipe into a bronze-shaped table: {statistics.median(ratios):.2f}x "
                 f"(worst {min(ratios):.2f}x)"
             )
-        if "medallion_hourly" in methods and "medallion" in methods:
-            hourly, full = results[name, "medallion_hourly"], results[name, "medallion"]
+        for suffix in ("_before", ""):
+            if f"medallion_hourly{suffix}" not in methods or "medallion" not in methods:
+                continue
+            hourly, full = results[name, f"medallion_hourly{suffix}"], results[name, "medallion"]
             shares = [h["seconds"] / f["seconds"] for h, f in zip(hourly, full, strict=True)]
-            parts = {k: statistics.median(h["timings"][k] for h in hourly) for k in hourly[0]["timings"]}
+            parts = {k: statistics.median(h["timings"].get(k, 0.0) for h in hourly) for k in hourly[0]["timings"]}
             print(
-                f"{name:16} hourly increment ({hourly[0]['rows']:,} rows read, {hourly[0]['path']}): "
-                f"{statistics.median(shares):.1%} of the full copy (worst {max(shares):.1%}); "
+                f"{name:16} hourly increment{suffix.replace('_', ' ')} ({hourly[0]['rows']:,} rows read, "
+                f"{hourly[0]['path']}): {statistics.median(shares):.1%} of the full copy (worst {max(shares):.1%}); "
                 + ", ".join(f"{k} {v:.3f}s" for k, v in parts.items())
             )
     print()
