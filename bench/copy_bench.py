@@ -4,7 +4,7 @@
 
 Starts two embedded Postgres servers (source, warehouse; fsync on, shared_buffers 512MB, as in
 ../shared/bench; free ports), fills the tables server-side, then runs each method --runs times
-round-robin, each as its own process:
+round-robin (the pipe first, the others in a rotated order), each as its own process:
 
   psql_binary_pipe   psql COPY ... TO STDOUT (FORMAT BINARY) | psql COPY ... FROM STDIN (FORMAT BINARY)
                      into a plain table: the physical reference
@@ -332,7 +332,9 @@ def main() -> None:
         for round_ in range(1, args.runs + 1):
             for name in args.tables:
                 table = TABLES[name]
-                for method in methods:
+                rest = methods[1:]  # the pipe first, the others in a rotated order: none always follows another
+                shift = (round_ - 1) % len(rest) if rest else 0
+                for method in [methods[0], *rest[shift:], *rest[:shift]]:
                     child, extra = METHODS[method]
                     cmd = [sys.executable, __file__, "--ports", *map(str, ports), "--child", child, "--table", name]
                     res = run_child(cmd, env={**os.environ, **extra})
