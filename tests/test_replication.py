@@ -74,7 +74,8 @@ def test_a_window_across_bronze_bound_stages_only_the_lookback(dbs, spec):
         ids = [r[0] for r in conn.execute("select id from browser_sessions order by id limit 3")]
         late, reread, new = ids
         stamp = "update browser_sessions set user_agent = %s, updated_at = %s where id = %s"
-        conn.execute(stamp, ("late", AS_OF - s.lookback / 2, late))  # committed after the first load, dated before its end
+        # committed after the first load, dated before its end
+        conn.execute(stamp, ("late", AS_OF - s.lookback / 2, late))
         conn.execute(stamp, ("new", AS_OF + HOUR / 2, new))
         conn.execute("update browser_sessions set updated_at = %s where id = %s", (AS_OF - s.lookback / 3, reread))
         in_window = conn.execute(
