@@ -924,10 +924,11 @@ def replicate(
             and cursor_bound is not None and read_from < cursor_bound < read_to
         )  # fmt: skip
         label = f"{spec.qualified} {_fmt(read_from)}..{_fmt(read_to)}"
-        load = _Load(spec, src, wh, bronze, columns_sql, (spec.source_conn_id, WAREHOUSE_CONN_ID), label, result, lap)
         # psql reads whole tables (first loads, snapshots); a window of a loaded table is read on
         # the source connection: starting a process and a connection costs more than it saves there
-        load.own_session = mode != "incremental" or cursor_bound is None
+        whole_table = mode != "incremental" or cursor_bound is None
+        servers = (spec.source_conn_id, WAREHOUSE_CONN_ID)
+        load = _Load(spec, src, wh, bronze, columns_sql, servers, label, whole_table, result, lap)
         result.timings["plan"] = lap()
         if mode == "incremental" and direct:
             result.path = "direct"
@@ -965,10 +966,10 @@ class _Load:
     temp stage (staged: only unseen versions appended; snapshot: bronze replaced), adding up rows
     and the copy / merge times in the batch's result."""
 
-    def __init__(self, spec, src, wh, bronze, columns, servers, label, result, lap):
+    def __init__(self, spec, src, wh, bronze, columns, servers, label, own_session, result, lap):
         self.spec, self.src, self.wh, self.bronze, self.columns = spec, src, wh, bronze, columns
         self.servers, self.label, self.result, self.lap = servers, label, result, lap
-        self.own_session = True  # copy_stream's: psql may read the source
+        self.own_session = own_session  # copy_stream's: psql may read the source
 
     def _copy(self, select: sql.Composable, target: sql.Composable, freeze: bool) -> int:
         rows = copy_stream(
