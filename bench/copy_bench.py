@@ -160,7 +160,7 @@ def run_child(args: list[str], env: dict | None = None) -> dict:
 
 BRONZE_SHAPE = (
     ", _loaded_at timestamptz not null default now(), "
-    "_batch_id text default current_setting('medallion.batch_id', true), "
+    "_batch_id uuid default '00000000-0000-4000-8000-000000000000', "
     "_cursor timestamptz, _deleted_at timestamptz);\ncreate index on ref.{name}_bronze using brin (_cursor) "
     "with (autosummarize = on);"
 )

@@ -56,7 +56,7 @@ HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags 0, header ext
 TRAILER = b"\xff\xff"
 TICK = os.sysconf("SC_CLK_TCK")
 BRONZE_EXTRA = (
-    ", _loaded_at timestamptz not null default now(), _batch_id text default 'probe', "
+    ", _loaded_at timestamptz not null default now(), _batch_id uuid default '00000000-0000-4000-8000-000000000000', "
     "_cursor timestamptz, _deleted_at timestamptz);\n"
     "create index on {t} using brin (_cursor) with (autosummarize = on);"
 )

@@ -449,19 +449,61 @@ def test_first_load_behind_a_reader_of_the_empty_table_does_not_wait_for_it(dbs,
 
 def test_every_row_carries_its_batch_id_and_bronze_keeps_its_default(dbs, spec):
     """A first load gives `_batch_id` the batch's id as a constant for its COPY (no function call per
-    row); the rows of the first load and of the next one both carry their own batch's id, and the
-    column's default is the per-transaction setting again once the load commits."""
+    row); the next load, split at bronze's bound, gives it in the COPY stream (direct rows) and in the
+    insert's select (staged rows). Every row carries its own batch's id, as a uuid, and the column's
+    default is the per-transaction setting again once the load commits."""
     s = spec("browser_sessions")
     first = load(s, dbs, AS_OF - HOUR, AS_OF)
     with dbs.src_admin() as conn:
         demo_source.advance(conn, hours=1, deletes=0)
+        conn.execute("update public.browser_sessions set updated_at = %s where id = (select id from "
+                     "public.browser_sessions order by id limit 1)", (AS_OF - timedelta(minutes=1),))  # fmt: skip
     nxt = load(s, dbs, AS_OF, AS_OF + HOUR)
+    assert nxt.path == "split" and nxt.rows_written > 1
     with dbs.wh() as wh:
-        by_batch = dict(wh.execute(f"select _batch_id, count(*) from {s.bronze_schema}.{s.name} group by 1").fetchall())
+        by_batch = dict(
+            wh.execute(f"select _batch_id::text, count(*) from {s.bronze_schema}.{s.name} group by 1").fetchall()
+        )
         assert by_batch == {first.batch_id: first.rows_written, nxt.batch_id: nxt.rows_written}
         default = wh.execute(
             "select pg_get_expr(adbin, adrelid) from pg_attrdef d join pg_attribute a on a.attrelid = d.adrelid "
             "and a.attnum = d.adnum where d.adrelid = %s::regclass and a.attname = '_batch_id'",
             (f"{s.bronze_schema}.{s.name}",),
         ).fetchone()[0]
-        assert default == "current_setting('medallion.batch_id'::text, true)"
+        assert default == "(NULLIF(current_setting('medallion.batch_id'::text, true), ''::text))::uuid"
+
+
+def test_a_bronze_table_with_text_batch_ids_is_converted_to_uuid_once(dbs, spec):
+    """Bronze tables made before `_batch_id` was a uuid held it as text (the id in hex). The next
+    load converts the column, keeping every row's id and a view that reads it; a value that is not
+    a batch id becomes NULL (and is counted); the load then goes on as usual."""
+    s = spec("browser_sessions")
+    table = f"{s.bronze_schema}.{s.name}"
+    first = load(s, dbs, AS_OF - HOUR, AS_OF)
+    with dbs.wh() as wh:  # bronze as the older release made it
+        wh.execute(f"alter table {table} alter column _batch_id drop default")
+        wh.execute(f"alter table {table} alter column _batch_id type text using replace(_batch_id::text, '-', '')")
+        default = "current_setting('medallion.batch_id', true)"
+        wh.execute(f"alter table {table} alter column _batch_id set default {default}")
+        wh.execute(f"update {table} set _batch_id = '' where id = (select id from {table} order by id limit 1)")
+        wh.execute(f"create view public.batches_seen as select distinct _batch_id from {table}")
+        wh.commit()
+    with dbs.src_admin() as conn:
+        demo_source.advance(conn, hours=1, deletes=0)
+    nxt = load(s, dbs, AS_OF, AS_OF + HOUR)
+    assert "converted _batch_id from text to uuid (1 values that were not batch ids set to NULL)" in nxt.schema_changes
+    with dbs.wh() as wh:
+        by_batch = dict(wh.execute(f"select _batch_id::text, count(*) from {table} group by 1").fetchall())
+        assert by_batch == {first.batch_id: first.rows_written - 1, None: 1, nxt.batch_id: nxt.rows_written}
+        assert wh.execute("select count(*) from public.batches_seen").fetchone()[0] == 3  # the view is kept
+        assert (
+            wh.execute(
+                "select format_type(atttypid, atttypmod) from pg_attribute "
+                "where attrelid = 'public.batches_seen'::regclass and attname = '_batch_id'"
+            ).fetchone()[0]
+            == "uuid"
+        )
+        wh.execute("drop view public.batches_seen")
+        wh.commit()
+    again = load(s, dbs, AS_OF, AS_OF + HOUR)
+    assert again.schema_changes == [] and again.rows_written == 0

@@ -8,7 +8,6 @@ trouble and lost loads raise ordinary exceptions and are retried with backoff.
 from __future__ import annotations
 
 import logging
-import uuid
 from contextlib import ExitStack
 from datetime import UTC, datetime
 
@@ -120,7 +119,7 @@ def _record_failed_load(
                           (batch_id, source, table_name, mode, interval_start, interval_end, rows_read, rows_written,
                            seconds, status, error, dag_id, run_id, started_at)
                         values (%s, %s, %s, %s, %s, %s, 0, 0, %s, 'failed', %s, %s, %s, %s)""",
-                    (uuid.uuid4().hex, source, table, mode, context.get("data_interval_start"),
+                    (replication.new_batch_id(), source, table, mode, context.get("data_interval_start"),
                      context.get("data_interval_end"), (datetime.now(UTC) - started).total_seconds(), error,
                      run.get("dag_id"), run.get("run_id"), started),
                 )  # fmt: skip

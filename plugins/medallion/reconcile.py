@@ -50,7 +50,6 @@ import math
 import re
 import statistics
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -301,7 +300,7 @@ class _Sides:
 
         where = match("l", "t")
         if exclude_batches:
-            where = sql.SQL("{} and coalesce(l._batch_id, '') <> all(%(batches)s::text[])").format(where)
+            where = sql.SQL("{} and (l._batch_id is null or l._batch_id <> all(%(batches)s::uuid[]))").format(where)
         pk = sql.SQL(", ").join(sql.Identifier("l", k) for k in self.keys)
         h = sql.SQL(
             "case when x._cursor is null then (select {} from {} as b2 where {} and b2._cursor is null "
@@ -454,7 +453,8 @@ class _BronzeChecksum:
         pk = sql.SQL(", ").join(sql.Identifier(k) for k in self.sides.keys)
         found = self.wh.execute(
             sql.SQL(
-                "create temp table _touched on commit drop as select {} from {} where _batch_id = any(%(batches)s) "
+                "create temp table _touched on commit drop as select {} from {} "
+                "where _batch_id = any(%(batches)s::uuid[]) "
                 "and ((_cursor >= %(lo)s and _cursor < %(hi)s) or _cursor is null)"
             ).format(pk, self.sides.bronze),
             {"batches": ids, "lo": min(lo for lo, _ in bounds), "hi": max(hi for _, hi in bounds)},
@@ -708,7 +708,7 @@ def reconcile(
         if wh.execute("select typcollation <> 0 from pg_type where oid = %s::regtype", (types[k],)).fetchone()[0]
     }  # fmt: skip
     wh.commit()
-    result = replication.BatchResult(uuid.uuid4().hex, spec.name, "reconcile", None, None, path="reconcile")
+    result = replication.BatchResult(replication.new_batch_id(), spec.name, "reconcile", None, None, path="reconcile")
     found.batch_id = result.batch_id
     with replication._batch(wh, spec, result, started, (None, None), run or {}, "reconciliation"):
         _set_session(wh)

@@ -5,9 +5,10 @@
 -- the probe to the window; `cursor_match` is `=`, or `is not distinct from` when a NULL cursor is
 -- a version too (NULL = NULL is not true: such rows would be appended again on every run).
 -- `once` is `distinct on (<key>, _cursor)` when the source's key has no unique index: a version
--- the source holds twice (the same row inserted twice) is written once.
-insert into {bronze} ({columns}, _cursor)
-select {once} {columns}, _cursor
+-- the source holds twice (the same row inserted twice) is written once. `batch_id` is the batch's
+-- id as a constant: bronze's default for _batch_id would be evaluated for every row.
+insert into {bronze} ({columns}, _cursor, _batch_id)
+select {once} {columns}, _cursor, {batch_id}
 from {stage} as s
 where not exists (
     select 1

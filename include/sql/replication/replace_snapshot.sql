@@ -3,6 +3,6 @@
 -- (Delete + insert rather than drop + rename, so silver views that depend on the table stay.)
 delete from {bronze};
 -- `once`: as in insert_new_versions.sql, one row per (key, _cursor) when the source's key may repeat.
-insert into {bronze} ({columns}, _cursor)
-select {once} {columns}, _cursor
+insert into {bronze} ({columns}, _cursor, _batch_id)
+select {once} {columns}, _cursor, {batch_id}
 from {stage}
