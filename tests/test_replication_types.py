@@ -375,7 +375,9 @@ def test_volatile_not_null_default_says_older_bronze_rows_stay_null(dbs, spec):
     ]
 
 
-def test_mid_copy_failure_names_the_server_that_broke(dbs, spec):
+@pytest.mark.parametrize("reader", ["psql", "psycopg"])
+def test_mid_copy_failure_names_the_server_that_broke(dbs, spec, monkeypatch, reader):
+    monkeypatch.setenv("MEDALLION_PSQL", "" if reader == "psql" else "off")
     with admin(dbs) as conn:
         conn.execute(
             "create view flaky as select g as id, '2026-10-31'::timestamptz + interval '1 minute' * g as updated_at, "
