@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -34,12 +33,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 sys.path.insert(0, str(ROOT / "tests"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def settle(wh_uri: str) -> None:
@@ -65,7 +58,7 @@ def main() -> None:
     import psycopg
 
     from medallion.local.demo import product_analytics as generator
-    from medallion.local.localpg import LocalPostgres
+    from medallion.local.localpg import LocalPostgres, free_port
 
     base = Path(tempfile.mkdtemp(prefix="medallion-analytics-bench-"))
     source = LocalPostgres(base / "pg-source", free_port()).start()

@@ -24,7 +24,6 @@ every row's cursor from the table's heap (the reference reads only its smallest 
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import tempfile
@@ -40,13 +39,7 @@ import copy_bench  # noqa: E402
 import psycopg  # noqa: E402
 
 from medallion import config, reconcile, replication  # noqa: E402
-from medallion.local.localpg import LocalPostgres  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from medallion.local.localpg import LocalPostgres, free_port  # noqa: E402
 
 
 def timed(fn):

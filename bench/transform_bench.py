@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -58,12 +57,6 @@ MODES = {  # name: (execution mode, invocation mode)
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=float(os.environ.get("SCALE", 1.0)), help="demo source scale")
@@ -75,6 +68,7 @@ def main() -> None:
         ap.error(f"unknown mode(s) {', '.join(unknown)}; known: {', '.join(MODES)}")
 
     base = Path(tempfile.mkdtemp(prefix="medallion-transform-bench-"))
+    from medallion.local.localpg import free_port
     from medallion.local.localstack import Stack
 
     stack = Stack(base, source_port=free_port(), warehouse_port=free_port(), smtp_port=free_port())

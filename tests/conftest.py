@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -23,13 +22,8 @@ import pytest
 
 from medallion import compat, config
 from medallion.local.demo import browser_infra as demo_source
+from medallion.local.localpg import free_port
 from medallion.local.localstack import Stack
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float, what: str):
@@ -43,7 +37,7 @@ def wait_until(predicate, timeout: float, what: str):
 
 
 BASE = Path(tempfile.mkdtemp(prefix="medallion-tests-"))
-STACK = Stack(BASE, source_port=_free_port(), warehouse_port=_free_port(), smtp_port=_free_port())
+STACK = Stack(BASE, source_port=free_port(), warehouse_port=free_port(), smtp_port=free_port())
 os.environ.update(STACK.env())
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 

@@ -10,7 +10,6 @@ import email
 import email.policy
 import html
 import re
-import socket
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from conftest import AS_OF, STACK, reset_connection_databases
 from psycopg import sql
 
 from medallion import alerts, config, freshness, oncall, outbox
+from medallion.local.localpg import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -113,12 +113,6 @@ def pipeline(airflow_db, inbox):
     assert bag.get_dag("bronze_browser_infra").test(logical_date=AS_OF).state == "success"
     assert inbox.take() == [], "every table was just loaded: nothing is stale, nothing failed"
     return stack, bag
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def warehouse(stack) -> psycopg.Connection:

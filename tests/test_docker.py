@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -170,12 +169,6 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
             lines.append((instr.upper(), " ".join(args.split())))
         buf = ""
     return lines
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def requirement_pin(name: str) -> str:
@@ -672,7 +665,7 @@ def test_source_migrations_parse():
 
 @pytest.fixture(scope="module")
 def embedded_source(tmp_path_factory):
-    from medallion.local.localpg import LocalPostgres
+    from medallion.local.localpg import LocalPostgres, free_port
 
     pg = LocalPostgres(tmp_path_factory.mktemp("source-db") / "data", free_port()).start()
     pg.create_database("source")
@@ -731,6 +724,8 @@ def test_alert_email_through_the_compose_smtp_connection(compose, monkeypatch):
     from aiosmtpd.handlers import Sink
     from airflow.models.connection import Connection
     from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    from medallion.local.localpg import free_port
 
     received = []
 

@@ -17,15 +17,10 @@ from conftest import reset_connection_databases, wait_until
 from medallion import config
 from medallion.local.demo import browser_infra as demo_source
 from medallion.local.liveairflow import AirflowStartError, LiveAirflow
+from medallion.local.localpg import free_port
 
 pytestmark = pytest.mark.slow
 NOW = demo_source.floor_hour(datetime.now(UTC))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +41,7 @@ def live(airflow_db):
         # a bronze run takes longer than 3 s: the real scheduler must notice the miss and email it
         "MEDALLION_BRONZE_DEADLINE_MINUTES": "0.05",
     }
-    airflow = LiveAirflow(stack, port=_free_port(), env=env)
+    airflow = LiveAirflow(stack, port=free_port(), env=env)
     airflow.inbox = inbox
     try:
         airflow.start()

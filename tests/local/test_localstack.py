@@ -16,14 +16,9 @@ import httpx
 import pytest
 
 from medallion import backfill, config
+from medallion.local.localpg import free_port
 
 PLAIN = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}  # a fresh shell: no PYTHONPATH, no AIRFLOW_*
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def localstack(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
@@ -40,8 +35,8 @@ def test_a_taken_port_is_one_line_naming_its_variable_before_any_initdb(tmp_path
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {k: str(_free_port()) for k in ("MEDALLION_SOURCE_PORT", "MEDALLION_WAREHOUSE_PORT",
-                                              "MEDALLION_SMTP_PORT", "MEDALLION_MAIL_PORT")}  # fmt: skip
+        env = {k: str(free_port()) for k in ("MEDALLION_SOURCE_PORT", "MEDALLION_WAREHOUSE_PORT",
+                                             "MEDALLION_SMTP_PORT", "MEDALLION_MAIL_PORT")}  # fmt: skip
         proc = localstack(command, env={**env, "MEDALLION_LOCAL_DIR": str(tmp_path), variable: str(port)})
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
@@ -52,7 +47,7 @@ def test_a_taken_port_is_one_line_naming_its_variable_before_any_initdb(tmp_path
 
 def test_make_env_works_in_a_plain_shell_and_follows_the_port_variables(tmp_path):
     """Item 9: `eval "$(make -s env)"` gives a shell whose `airflow` uses the stack, not ~/airflow."""
-    port = _free_port()
+    port = free_port()
     env = {"MEDALLION_LOCAL_DIR": str(tmp_path), "MEDALLION_AIRFLOW_PORT": str(port), "HOME": str(tmp_path / "home")}
     script = ('eval "$(make -s env)" && python -c "import medallion.local.localstack" && '
               "airflow config get-value database sql_alchemy_conn && airflow config get-value api base_url && "
@@ -76,7 +71,7 @@ def test_make_env_works_in_a_plain_shell_and_follows_the_port_variables(tmp_path
 
 def test_the_local_mailbox_keeps_every_message_and_lists_them_on_a_web_page(tmp_path):
     """Item 3a: alerts on the local stack go to a mail sink a person can open (Maildir + web page)."""
-    smtp_port, web_port = _free_port(), _free_port()
+    smtp_port, web_port = free_port(), free_port()
     env = {"MEDALLION_LOCAL_DIR": str(tmp_path), "MEDALLION_SMTP_PORT": str(smtp_port),
            "MEDALLION_MAIL_PORT": str(web_port)}  # fmt: skip
     proc = localstack("mail", "start", env=env)

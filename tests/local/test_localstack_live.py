@@ -12,7 +12,6 @@ import mailbox
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,18 +27,12 @@ from medallion import config
 from medallion.local import localstack
 from medallion.local.demo import browser_infra as demo_source
 from medallion.local.liveairflow import LiveAirflow
-from medallion.local.localpg import port_is_free
+from medallion.local.localpg import free_port, port_is_free
 
 pytestmark = pytest.mark.slow
 NOW = demo_source.floor_hour(datetime.now(UTC))
 START = NOW - timedelta(hours=3)  # the bronze schedule's start date in this module
 LOGICAL = START + timedelta(minutes=30)  # of the run made to fail
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def stack_env(stack, **extra) -> dict[str, str]:
@@ -67,8 +60,8 @@ def local_airflow(airflow_db):
         pass
     with psycopg.connect(stack.source.uri("browser_infra")) as conn:
         demo_source.seed(conn, NOW, scale=0.3)
-    ports = {"MEDALLION_AIRFLOW_PORT": _free_port(), "MEDALLION_SMTP_PORT": _free_port(),
-             "MEDALLION_MAIL_PORT": _free_port()}  # fmt: skip
+    ports = {"MEDALLION_AIRFLOW_PORT": free_port(), "MEDALLION_SMTP_PORT": free_port(),
+             "MEDALLION_MAIL_PORT": free_port()}  # fmt: skip
     env = stack_env(stack, MEDALLION_START_DATE=START.isoformat(), **{k: str(v) for k, v in ports.items()})
 
     # what `make demo` does first: bronze through Airflow for the interval [START, START + 1h)

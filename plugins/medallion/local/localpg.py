@@ -62,6 +62,13 @@ def check_port(port: int, what: str, env: str | None) -> None:
         raise PortTaken(f"port {port} ({what}) is already taken: stop what listens there or {how}")
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now (the OS picks it): for servers started by tests and benches."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
