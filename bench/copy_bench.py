@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ sys.path.insert(0, os.environ.get("MEDALLION_PLUGINS", str(ROOT / "plugins")))
 
 import psycopg  # noqa: E402
 
-from medallion.local.localpg import LocalPostgres  # noqa: E402
+from medallion.local.localpg import LocalPostgres, free_port  # noqa: E402
 
 COLS = (
     "id, organization_id, project_id, status, region, started_at, ended_at, duration_ms, proxy_bytes, "
@@ -273,12 +272,6 @@ def verify(src_uri: str, wh_uri: str, table: Table, target: str, latest: bool) -
         got = wh.execute(CHECKSUM.format(cols=table.cols, table=target)).fetchone()
     if tuple(got) != tuple(expected):
         sys.exit(f"VERIFY FAILED for {target}: {got} != source {expected}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 METHODS = {  # name: (child, extra environment)

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import copy_bench as cb  # noqa: E402
 import psycopg  # noqa: E402
 
-from medallion.local.localpg import LocalPostgres  # noqa: E402
+from medallion.local.localpg import LocalPostgres, free_port  # noqa: E402
 from medallion.replication import psql_client  # noqa: E402
 
 PIPE_BYTES = 1024 * 1024
@@ -407,7 +407,7 @@ def main() -> None:
     )
     ap.add_argument("--autovacuum-off", action="store_true", help="both servers: autovacuum = off (less noise)")
     args = ap.parse_args()
-    ports = [cb.free_port(), cb.free_port()]
+    ports = [free_port(), free_port()]
     settings = {"shared_buffers": "512MB", "max_wal_size": "1GB"}
     if args.autovacuum_off:
         settings["autovacuum"] = "off"
